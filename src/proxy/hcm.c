@@ -1,0 +1,1386 @@
+/* hcm.c — HTTP/1.1 connection manager and router. See hcm.h for the
+ * buffer discipline; this file is the state machine around it:
+ *
+ *   accept → read head → route → acquire upstream → pump request body
+ *          → parse response head → pump response body → log → next request
+ *
+ * Every exit path runs through stream_finish (exactly once per stream) and
+ * every connection close through dc_close (exactly once per connection). */
+#include <stdio.h>
+
+#include "access_log.h"
+#include "hcm.h"
+#include "k_log.h"
+#include "server.h"
+#include "stats.h"
+#include "worker.h"
+
+#define HS(dc, f) ((dc)->hcm->stats + (f))
+#define LS(dc, f) ((dc)->lcfg->stats + (f))
+#define CS(s, f) ((s)->cl->cfg->stats + (f))
+#define ARENA_LIMIT (1u << 20)
+#define LINGER_MS 2000
+
+static const char CRLF[] = "\r\n";
+static const char LAST_CHUNK[] = K_H1_LAST_CHUNK;
+static const char CONTINUE_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+static void dc_close(struct kp_dconn *dc);
+static void dc_close_graceful(struct kp_dconn *dc);
+static void dc_next_request(struct kp_dconn *dc);
+static void dc_update_reading(struct kp_dconn *dc);
+static void dc_arm_timer(struct kp_dconn *dc);
+static void pump_request(struct kp_stream *s);
+static void pump_response(struct kp_stream *s);
+static void process_response(struct kp_stream *s);
+static void stream_finish(struct kp_stream *s);
+static void stream_abort(struct kp_stream *s, uint32_t flags);
+static void local_reply(struct kp_stream *s, int status, uint32_t flags, const char *body,
+			const char *detail);
+static void up_update_reading(struct kp_stream *s);
+
+/* ---------------------------------------------------------------- writes */
+
+/* Write iov[0..n) to st: as much as the kernel takes now, the rest queued
+ * on wq (wq->busy set). Returns 0 when all went out now, 1 when queued, or
+ * a negative libuv error. */
+static int write_iov(uv_stream_t *st, struct kp_wq *wq, uv_buf_t *iov, unsigned n, uv_write_cb cb,
+		     uint64_t *written)
+{
+	int w = uv_try_write(st, iov, n);
+	if (w == UV_EAGAIN || w == UV_ENOSYS)
+		w = 0;
+	if (w < 0)
+		return w;
+	*written += (uint64_t)w;
+	size_t left = (size_t)w;
+	unsigned i = 0;
+	while (i < n && left >= iov[i].len)
+		left -= iov[i++].len;
+	if (i == n)
+		return 0;
+	iov[i].base += left;
+	iov[i].len -= left;
+	if (&wq->iov[0] != &iov[i])
+		memmove(wq->iov, &iov[i], (n - i) * sizeof(uv_buf_t));
+	int rc = uv_write(&wq->req, st, wq->iov, n - i, cb);
+	if (rc < 0)
+		return rc;
+	for (unsigned j = 0; j < n - i; j++)
+		*written += wq->iov[j].len;
+	wq->busy = 1;
+	return 1;
+}
+
+/* Append a framed payload span to an iovec batch. */
+static unsigned frame_data(struct kp_wq *wq, unsigned niov, unsigned *nch, int chunked, struct k_str d)
+{
+	if (chunked) {
+		char *h = wq->chunk_hdr[(*nch)++];
+		wq->iov[niov++] = uv_buf_init(h, (unsigned)k_h1_chunk_header(h, d.len));
+		wq->iov[niov++] = uv_buf_init((char *)d.p, (unsigned)d.len);
+		wq->iov[niov++] = uv_buf_init((char *)CRLF, 2);
+	} else {
+		wq->iov[niov++] = uv_buf_init((char *)d.p, (unsigned)d.len);
+	}
+	return niov;
+}
+
+/* ------------------------------------------------------------- streams */
+
+static struct kp_stream *stream_new(struct kp_dconn *dc)
+{
+	struct kp_worker *w = dc->w;
+	struct kp_stream *s = k_pool_get(&w->stream_pool);
+	if (!s)
+		return NULL;
+	memset(s, 0, offsetof(struct kp_stream, first_block));
+	k_arena_init(&s->arena, s->first_block, sizeof(s->first_block), ARENA_LIMIT);
+	s->dc = dc;
+	s->pending.stream = s;
+	k_list_init(&s->pending.link);
+	s->start_ns = kp_now_ns();
+	clock_gettime(CLOCK_REALTIME, &s->si.start_real);
+	s->si.start_ns = s->start_ns;
+	s->si.downstream_remote = dc->remote;
+	s->si.downstream_local = dc->local;
+	s->si.protocol = "HTTP/1.1";
+	s->si.req = &s->req;
+	dc->stream = s;
+	w->n_streams++;
+	kp_stat_inc(w->stats, HS(dc, downstream_rq_total));
+	kp_stat_inc(w->stats, HS(dc, downstream_rq_http1_total));
+	kp_stat_inc(w->stats, HS(dc, downstream_rq_active));
+	return s;
+}
+
+static void count_status(uint64_t *stats, uint32_t base_1xx, int status)
+{
+	int cls = status / 100;
+	if (cls >= 1 && cls <= 5)
+		kp_stat_inc(stats, base_1xx + (uint32_t)(cls - 1));
+}
+
+static void write_access_logs(struct kp_stream *s)
+{
+	struct kp_dconn *dc = s->dc;
+	char line[4096];
+	for (uint32_t i = 0; i < dc->hcm->n_access_logs; i++) {
+		const struct kp_access_log_cfg *al = &dc->hcm->access_logs[i];
+		size_t n = kp_access_log_render(al->fmt, &s->si, line, sizeof(line));
+		kp_worker_log(dc->w, (int)al->sink, al->path, line, n);
+	}
+}
+
+static void stream_release_upstream(struct kp_stream *s, int reusable)
+{
+	if (s->u) {
+		struct kp_uconn *u = s->u;
+		if (u->reading) {
+			uv_read_stop((uv_stream_t *)&u->tcp);
+			u->reading = 0;
+		}
+		s->u = NULL;
+		kp_stat_dec(s->dc->w->stats, CS(s, upstream_rq_active));
+		kp_upstream_release(u, reusable);
+	} else if (s->cl) {
+		kp_upstream_cancel(s->cl, &s->pending);
+	}
+}
+
+/* The response is fully written (or the stream was aborted): account, log,
+ * free, and move the connection on. */
+static void stream_finish(struct kp_stream *s)
+{
+	struct kp_dconn *dc = s->dc;
+	struct kp_worker *w = dc->w;
+	if (s->finished)
+		return;
+	s->finished = 1;
+	s->si.end_ns = kp_now_ns();
+	int reusable = s->resp_head_done && s->resp.keep_alive && s->req_sent && s->resp_done &&
+		       !s->local_reply && s->resp.body != K_H1_BODY_CLOSE;
+	if (s->u && s->resp_done && !s->local_reply)
+		kp_stat_inc(w->stats, CS(s, upstream_rq_completed));
+	stream_release_upstream(s, reusable);
+	kp_stat_inc(w->stats, HS(dc, downstream_rq_completed));
+	kp_stat_dec(w->stats, HS(dc, downstream_rq_active));
+	if (dc->hcm->n_access_logs)
+		write_access_logs(s);
+	if (!s->req_done)
+		dc->want_close = 1; /* unread request body: the stream of bytes is lost */
+	dc->stream = NULL;
+	w->n_streams--;
+	k_arena_free(&s->arena);
+	k_pool_put(&w->stream_pool, s);
+
+	if (dc->closing)
+		return;
+	if (dc->want_close || w->draining) {
+		dc_close_graceful(dc);
+		return;
+	}
+	dc->last_activity_ns = kp_now_ns();
+	dc_next_request(dc);
+	if (dc->closing || dc->lingering)
+		return;
+	if (!dc->stream && dc->peer_eof) {
+		/* The client half-closed and every pipelined request is answered. */
+		dc_close(dc);
+		return;
+	}
+	dc_update_reading(dc);
+	dc_arm_timer(dc);
+}
+
+/* Something broke after the response started (or the client left): the
+ * only honest signal left is closing the connection. */
+static void stream_abort(struct kp_stream *s, uint32_t flags)
+{
+	struct kp_dconn *dc = s->dc;
+	s->si.response_flags |= flags;
+	if (flags & KP_RF_DC)
+		kp_stat_inc(dc->w->stats, HS(dc, downstream_rq_rx_reset));
+	else
+		kp_stat_inc(dc->w->stats, HS(dc, downstream_rq_tx_reset));
+	dc->want_close = 1;
+	s->resp_done = 0;
+	stream_finish(s);
+	dc_close(dc);
+}
+
+static void down_write_cb(uv_write_t *req, int status)
+{
+	struct kp_stream *s = K_CONTAINER_OF(req, struct kp_stream, down_wq.req);
+	s->down_wq.busy = 0;
+	if (s->dc->closing)
+		return; /* dc_close already finished the stream */
+	if (status < 0) {
+		stream_abort(s, KP_RF_DC);
+		return;
+	}
+	s->dc->last_activity_ns = kp_now_ns();
+	if (s->resp_done) {
+		stream_finish(s);
+		return;
+	}
+	pump_response(s);
+}
+
+/* Send a complete response generated here (errors, direct responses).
+ * detail, when not NULL, goes out as x-kite-error and into the log's
+ * response code details. */
+static void local_reply(struct kp_stream *s, int status, uint32_t flags, const char *body,
+			const char *detail)
+{
+	struct kp_dconn *dc = s->dc;
+	s->si.response_flags |= flags;
+	if (s->resp_head_sent) {
+		stream_abort(s, 0);
+		return;
+	}
+	stream_release_upstream(s, 0);
+	s->local_reply = 1;
+	s->resp_head_sent = s->resp_done = 1;
+	s->si.response_code = status;
+	if (detail)
+		s->si.details = k_arena_strndup(&s->arena, detail, strlen(detail));
+	if (!s->req_done || dc->w->draining)
+		dc->want_close = 1;
+	size_t blen = body ? strlen(body) : 0;
+	size_t dlen = detail ? strlen(detail) : 0;
+	size_t cap = 256 + dlen + strlen(dc->hcm->server_name);
+	char *h = k_arena_alloc(&s->arena, cap);
+	if (!h) {
+		stream_abort(s, KP_RF_LR);
+		return;
+	}
+	int n = snprintf(h, cap, "HTTP/1.1 %d %s\r\ncontent-length: %zu\r\n%sserver: %s\r\n", status,
+			 k_h1_reason(status), blen, blen ? "content-type: text/plain\r\n" : "",
+			 dc->hcm->server_name);
+	if (detail) {
+		memcpy(h + n, "x-kite-error: ", 14);
+		n += 14;
+		/* A header value must not carry CR, LF or other controls. */
+		for (size_t i = 0; i < dlen; i++) {
+			unsigned char c = (unsigned char)detail[i];
+			h[n++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+		}
+		h[n++] = '\r';
+		h[n++] = '\n';
+	}
+	n += snprintf(h + n, cap - (size_t)n, "%s\r\n", dc->want_close ? "connection: close\r\n" : "");
+	count_status(dc->w->stats, HS(dc, downstream_rq_1xx), status);
+	s->si.bytes_sent = blen;
+	uv_buf_t iov[2] = { uv_buf_init(h, (unsigned)n), uv_buf_init((char *)body, (unsigned)blen) };
+	uint64_t written = 0;
+	int rc = write_iov((uv_stream_t *)&dc->tcp, &s->down_wq, iov, blen ? 2 : 1, down_write_cb,
+			   &written);
+	kp_stat_add(dc->w->stats, HS(dc, downstream_cx_tx_bytes_total), written);
+	if (rc < 0) {
+		stream_abort(s, KP_RF_DC);
+		return;
+	}
+	if (rc == 0)
+		stream_finish(s);
+}
+
+/* -------------------------------------------------------- request side */
+
+static int hdr_is(struct k_str name, const char *lit, size_t len)
+{
+	return name.len == len && k_str_ieq(name, (struct k_str){ lit, len });
+}
+#define HDR_IS(name, lit) hdr_is((name), (lit), sizeof(lit) - 1)
+
+/* Fields that describe one hop and are never forwarded (RFC 9110 §7.6.1),
+ * plus the framing fields we regenerate. */
+static int hop_by_hop(struct k_str n)
+{
+	switch (n.len) {
+	case 2: return HDR_IS(n, "te");
+	case 7: return HDR_IS(n, "upgrade") || HDR_IS(n, "trailer");
+	case 10: return HDR_IS(n, "connection") || HDR_IS(n, "keep-alive");
+	case 14: return HDR_IS(n, "content-length");
+	case 16: return HDR_IS(n, "proxy-connection");
+	case 17: return HDR_IS(n, "transfer-encoding");
+	}
+	return 0;
+}
+
+static char *put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+static void gen_request_id(struct kp_worker *w, char out[37])
+{
+	uint64_t a = kp_worker_rand(w), b = kp_worker_rand(w);
+	a = (a & ~0xf000ull) | 0x4000ull;	      /* version 4 */
+	b = (b & ~(3ull << 62)) | (2ull << 62); /* RFC 4122 variant */
+	snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(a >> 32),
+		 (unsigned)((a >> 16) & 0xffff), (unsigned)(a & 0xffff), (unsigned)(b >> 48),
+		 (unsigned long long)(b & 0xffffffffffffull));
+}
+
+/* Address without port: "127.0.0.1:5000" -> "127.0.0.1", "[::1]:5" -> "::1". */
+static struct k_str addr_host(const char *a)
+{
+	size_t n = strlen(a);
+	if (a[0] == '[') {
+		const char *e = strchr(a, ']');
+		return (struct k_str){ a + 1, e ? (size_t)(e - a - 1) : n - 1 };
+	}
+	const char *c = strrchr(a, ':');
+	return (struct k_str){ a, c ? (size_t)(c - a) : n };
+}
+
+static int build_upstream_head(struct kp_stream *s, int absolute_form)
+{
+	struct kp_dconn *dc = s->dc;
+	const struct kp_hcm_cfg *hcm = dc->hcm;
+	const struct k_h1_msg *r = &s->req;
+	size_t cap = r->head_len + s->si.authority.len + s->si.path.len + 256;
+	char *head = k_arena_alloc(&s->arena, cap);
+	if (!head)
+		return K_ENOMEM;
+	char *p = head;
+	p = put(p, r->method.p, r->method.len);
+	*p++ = ' ';
+	p = put(p, s->si.path.p, s->si.path.len);
+	p = PUT_LIT(p, " HTTP/1.1\r\n");
+	int has_rid = 0, has_xfp = 0, has_cl = 0;
+	struct k_str xff = { 0 };
+	if (absolute_form || r->host_idx < 0) {
+		p = PUT_LIT(p, "host: ");
+		p = put(p, s->si.authority.p, s->si.authority.len);
+		p = PUT_LIT(p, "\r\n");
+	}
+	for (uint32_t i = 0; i < r->nheaders; i++) {
+		const struct k_h1_header *h = &r->headers[i];
+		if (hop_by_hop(h->name)) {
+			has_cl |= HDR_IS(h->name, "content-length");
+			continue;
+		}
+		if ((int)i == r->host_idx) {
+			if (absolute_form)
+				continue;
+		} else if (k_h1_connection_has(r, h->name)) {
+			continue; /* named hop-by-hop by the client; never Host */
+		}
+		switch (h->name.len) {
+		case 6:
+			if (HDR_IS(h->name, "expect"))
+				continue; /* answered here with 100 Continue */
+			break;
+		case 12:
+			if (HDR_IS(h->name, "x-request-id")) {
+				has_rid = 1;
+				s->si.request_id = h->value;
+			}
+			break;
+		case 15:
+			if (HDR_IS(h->name, "x-forwarded-for")) {
+				/* Folded into one field below, with our hop appended. */
+				if (!xff.len)
+					xff = h->value;
+				continue;
+			}
+			break;
+		case 17:
+			if (HDR_IS(h->name, "x-forwarded-proto")) {
+				if (hcm->use_remote_address)
+					continue;
+				has_xfp = 1;
+			}
+			break;
+		}
+		p = put(p, h->name.p, h->name.len);
+		p = PUT_LIT(p, ": ");
+		p = put(p, h->value.p, h->value.len);
+		p = PUT_LIT(p, "\r\n");
+	}
+	if (!has_rid && hcm->generate_request_id) {
+		char id[37];
+		gen_request_id(dc->w, id);
+		p = PUT_LIT(p, "x-request-id: ");
+		s->si.request_id = (struct k_str){ p, 36 };
+		p = put(p, id, 36);
+		p = PUT_LIT(p, "\r\n");
+	}
+	struct k_str me = addr_host(dc->remote);
+	if (xff.len || hcm->use_remote_address) {
+		/* Several X-Forwarded-For fields are one list (RFC 9110 §5.3). */
+		char *start = p + 17;
+		p = PUT_LIT(p, "x-forwarded-for: ");
+		int first = 1;
+		for (uint32_t i = 0; i < r->nheaders; i++) {
+			if (!HDR_IS(r->headers[i].name, "x-forwarded-for"))
+				continue;
+			if (!first)
+				p = PUT_LIT(p, ", ");
+			p = put(p, r->headers[i].value.p, r->headers[i].value.len);
+			first = 0;
+		}
+		if (hcm->use_remote_address) {
+			if (!first)
+				p = PUT_LIT(p, ", ");
+			p = put(p, me.p, me.len);
+		}
+		s->si.forwarded_for = (struct k_str){ start, (size_t)(p - start) };
+		p = PUT_LIT(p, "\r\n");
+	}
+	if (!has_xfp)
+		p = PUT_LIT(p, "x-forwarded-proto: http\r\n");
+	if (r->body == K_H1_BODY_CHUNKED) {
+		p = PUT_LIT(p, "transfer-encoding: chunked\r\n");
+	} else if (r->body == K_H1_BODY_LENGTH || has_cl) {
+		p += sprintf(p, "content-length: %llu\r\n", (unsigned long long)r->content_length);
+	}
+	p = PUT_LIT(p, "\r\n");
+	s->up_head = head;
+	s->up_head_len = (uint32_t)(p - head);
+	return 0;
+}
+
+/* Split an absolute-form target "http://authority/path?q". */
+static int split_absolute(struct k_str t, struct k_str *authority, struct k_str *path)
+{
+	const char *sep = memmem(t.p, t.len, "://", 3);
+	if (!sep)
+		return K_EINVAL;
+	struct k_str scheme = { t.p, (size_t)(sep - t.p) };
+	if (!k_str_ieq_lit(scheme, "http"))
+		return K_ENOTSUP;
+	const char *a = sep + 3, *end = t.p + t.len;
+	const char *slash = a;
+	while (slash < end && *slash != '/' && *slash != '?')
+		slash++;
+	*authority = (struct k_str){ a, (size_t)(slash - a) };
+	if (slash == end)
+		*path = K_STR_LIT("/");
+	else if (*slash == '?')
+		return K_EINVAL; /* "http://h?q" has no path; we'd have to invent one */
+	else
+		*path = (struct k_str){ slash, (size_t)(end - slash) };
+	return authority->len ? 0 : K_EINVAL;
+}
+
+static void route_request(struct kp_stream *s)
+{
+	struct kp_dconn *dc = s->dc;
+	struct kp_worker *w = dc->w;
+	const struct k_h1_msg *r = &s->req;
+	char detail[512];
+	int absolute = 0;
+
+	switch (r->target_form) {
+	case K_H1_TARGET_ABSOLUTE: {
+		int rc = split_absolute(r->target, &s->si.authority, &s->si.path);
+		if (rc) {
+			local_reply(s, 400, KP_RF_DPE, "Bad Request\n",
+				    rc == K_ENOTSUP ? "absolute-form request target: only http:// is proxied here"
+						    : "malformed absolute-form request target");
+			return;
+		}
+		absolute = 1;
+		break;
+	}
+	case K_H1_TARGET_AUTHORITY:
+		local_reply(s, 501, 0, "CONNECT is not enabled on this listener\n",
+			    "CONNECT is not enabled on this listener (no upgrade_configs for CONNECT)");
+		return;
+	default:
+		s->si.path = r->target;
+		if (r->host_idx >= 0)
+			s->si.authority = r->headers[r->host_idx].value;
+		break;
+	}
+	if (!s->si.authority.len) {
+		local_reply(s, 400, KP_RF_DPE, "Bad Request\n", "request has no Host (HTTP/1.0 without Host header)");
+		return;
+	}
+	if (r->expect_continue && r->body != K_H1_BODY_NONE && r->minor == 1) {
+		/* Answer Expect ourselves, as Envoy does: the client starts
+		 * sending while we connect upstream. */
+		uv_buf_t b = uv_buf_init((char *)CONTINUE_100, sizeof(CONTINUE_100) - 1);
+		uint64_t n = 0;
+		write_iov((uv_stream_t *)&dc->tcp, &dc->out, &b, 1, NULL, &n);
+	}
+
+	const struct kp_vhost *vh = NULL;
+	const struct kp_route *rt = kp_route_match(&dc->hcm->routes, s->si.authority, s->si.path, &vh);
+	if (!rt) {
+		kp_stat_inc(w->stats, HS(dc, no_route));
+		snprintf(detail, sizeof(detail), "no route: %s for host \"%.*s\" path \"%.*s\" in route config \"%s\"",
+			 vh ? "no route matched" : "no virtual host matched", (int)K_MIN(s->si.authority.len, 128),
+			 s->si.authority.p, (int)K_MIN(s->si.path.len, 200), s->si.path.p,
+			 dc->hcm->routes.name ? dc->hcm->routes.name : "");
+		local_reply(s, 404, KP_RF_NR, NULL, detail);
+		return;
+	}
+	s->route = rt;
+	s->si.route_name = rt->name;
+	if (rt->kind == KP_ROUTE_DIRECT_RESPONSE) {
+		kp_stat_inc(w->stats, HS(dc, rq_direct_response));
+		s->local_reply = 1;
+		local_reply(s, rt->direct_status, 0, rt->direct_body, NULL);
+		return;
+	}
+	s->cl = &w->clusters[rt->cluster];
+	s->si.cluster_name = s->cl->cfg->name;
+	if (build_upstream_head(s, absolute)) {
+		local_reply(s, 503, KP_RF_LR, "out of memory\n", "request too large for the per-request arena");
+		return;
+	}
+	if (s->req_done && rt->timeout_ms)
+		s->route_deadline_ns = kp_now_ns() + rt->timeout_ms * 1000000ull;
+	dc_arm_timer(dc);
+	kp_upstream_acquire(s->cl, &s->pending);
+}
+
+static void stream_begin(struct kp_dconn *dc, const struct k_h1_msg *msg, const char *head)
+{
+	struct kp_stream *s = stream_new(dc);
+	if (!s) {
+		dc_close(dc);
+		return;
+	}
+	/* Keep the head in the stream's arena so the read buffer can move on
+	 * (body bytes, pipelined requests) while spans stay valid. */
+	char *copy = k_arena_alloc(&s->arena, msg->head_len);
+	struct k_h1_header *hdrs = k_arena_alloc(&s->arena, (msg->nheaders + 1) * sizeof(*hdrs));
+	if (!copy || !hdrs) {
+		s->req_done = 0;
+		local_reply(s, 431, KP_RF_DPE, NULL, "request headers exceed the per-request memory limit");
+		return;
+	}
+	memcpy(copy, head, msg->head_len);
+	s->req = *msg;
+#define REBASE(str) ((str).p = (str).p ? copy + ((str).p - head) : NULL)
+	REBASE(s->req.method);
+	REBASE(s->req.target);
+	for (uint32_t i = 0; i < msg->nheaders; i++) {
+		hdrs[i] = msg->headers[i];
+		REBASE(hdrs[i].name);
+		REBASE(hdrs[i].value);
+	}
+#undef REBASE
+	s->req.headers = hdrs;
+	s->si.protocol = msg->minor ? "HTTP/1.1" : "HTTP/1.0";
+	dc->in.start += msg->head_len;
+	dc->n_requests++;
+	k_h1_body_init(&s->req_body, &s->req, &dc->hcm->limits);
+	if (s->req.body == K_H1_BODY_NONE)
+		s->req_done = 1;
+	if (!s->req.keep_alive)
+		dc->want_close = 1;
+	route_request(s);
+}
+
+/* Parse and start the next request if its head is in the buffer. */
+static void dc_next_request(struct kp_dconn *dc)
+{
+	struct kp_worker *w = dc->w;
+	if (dc->stream || dc->closing || dc->lingering || dc->want_close)
+		return;
+	uint32_t len = kp_rbuf_len(&dc->in);
+	if (len == 0) {
+		kp_rbuf_put_if_empty(&w->bufs, &dc->in);
+		return;
+	}
+	struct k_h1_msg msg;
+	struct k_h1_error err = { 0 };
+	const char *head = dc->in.data + dc->in.start;
+	int rc = k_h1_parse_request(head, len, dc->head_seen, &dc->hcm->limits, &msg, w->hdr_scratch,
+				    w->hdr_scratch_cap, &err);
+	if (rc == K_EAGAIN) {
+		dc->head_seen = len;
+		return;
+	}
+	dc->head_seen = 0;
+	if (rc < 0) {
+		struct kp_stream *s = stream_new(dc);
+		kp_stat_inc(w->stats, HS(dc, downstream_cx_protocol_error));
+		if (err.status == 431)
+			kp_stat_inc(w->stats, HS(dc, downstream_rq_too_large));
+		dc->in.start = dc->in.end; /* the byte stream can't be trusted past here */
+		dc->want_close = 1;
+		if (!s) {
+			dc_close(dc);
+			return;
+		}
+		s->req_done = 1;
+		char detail[256];
+		snprintf(detail, sizeof(detail), "malformed request: %s (byte %u)",
+			 err.reason ? err.reason : "invalid HTTP/1.1", err.offset);
+		const char *body = err.status == 431 ? "Request Header Fields Too Large\n" :
+				   err.status == 501 ? "Not Implemented\n" :
+				   err.status == 505 ? "HTTP Version Not Supported\n" : "Bad Request\n";
+		local_reply(s, err.status ? err.status : 400, KP_RF_DPE, body, detail);
+		return;
+	}
+	stream_begin(dc, &msg, head);
+}
+
+static void up_write_cb(uv_write_t *req, int status)
+{
+	struct kp_stream *s = K_CONTAINER_OF(req, struct kp_stream, up_wq.req);
+	s->up_wq.busy = 0;
+	if (s->finished || !s->u)
+		return;
+	if (status < 0) {
+		/* The upstream stopped reading; it may still have answered
+		 * (e.g. 413 then close), so let the read side decide. */
+		s->req_sent = 0;
+		s->req_done = 1;
+		s->dc->want_close = 1;
+		up_update_reading(s);
+		return;
+	}
+	struct kp_rbuf *in = &s->dc->in;
+	if (in->start == in->end)
+		in->start = in->end = 0;
+	pump_request(s);
+	dc_update_reading(s->dc);
+}
+
+/* Move request bytes (head, then body with framing) from the downstream
+ * buffer to the upstream connection. */
+static void pump_request(struct kp_stream *s)
+{
+	struct kp_dconn *dc = s->dc;
+	for (;;) {
+		if (!s->u || s->up_wq.busy || s->req_sent || s->finished)
+			break;
+		struct kp_wq *wq = &s->up_wq;
+		unsigned niov = 0, nch = 0;
+		int chunked = s->req.body == K_H1_BODY_CHUNKED;
+		if (!s->up_head_sent) {
+			wq->iov[niov++] = uv_buf_init(s->up_head, s->up_head_len);
+			s->up_head_sent = 1;
+		}
+		while (!s->req_body.done && s->req.body != K_H1_BODY_NONE && niov + 4 <= KP_MAX_IOV &&
+		       kp_rbuf_len(&dc->in)) {
+			struct k_str d = { 0 };
+			struct k_h1_error err = { 0 };
+			int c = k_h1_body_decode(&s->req_body, dc->in.data + dc->in.start,
+						 kp_rbuf_len(&dc->in), &d, &err);
+			if (c < 0) {
+				char detail[200];
+				snprintf(detail, sizeof(detail), "malformed request body: %s", err.reason);
+				kp_stat_inc(dc->w->stats, HS(dc, downstream_cx_protocol_error));
+				dc->in.start = dc->in.end;
+				s->req_done = 1; /* nothing more will be read */
+				dc->want_close = 1;
+				local_reply(s, err.status ? err.status : 400, KP_RF_DPE, "Bad Request\n", detail);
+				return;
+			}
+			dc->in.start += (uint32_t)c;
+			if (d.len) {
+				s->si.bytes_received += d.len;
+				niov = frame_data(wq, niov, &nch, chunked, d);
+			}
+			if (c == 0 && d.len == 0 && !s->req_body.done)
+				break;
+		}
+		if (!s->req_done && (s->req.body == K_H1_BODY_NONE || s->req_body.done)) {
+			s->req_done = 1;
+			if (chunked)
+				wq->iov[niov++] = uv_buf_init((char *)LAST_CHUNK, sizeof(LAST_CHUNK) - 1);
+			if (s->route && s->route->timeout_ms)
+				s->route_deadline_ns = kp_now_ns() + s->route->timeout_ms * 1000000ull;
+			dc_arm_timer(dc);
+		}
+		if (niov == 0)
+			break;
+		uint64_t written = 0;
+		int rc = write_iov((uv_stream_t *)&s->u->tcp, wq, wq->iov, niov, up_write_cb, &written);
+		kp_stat_add(dc->w->stats, CS(s, upstream_cx_tx_bytes_total), written);
+		if (rc < 0) {
+			s->req_done = 1;
+			dc->want_close = 1;
+			break; /* the read side will see the reset */
+		}
+		if (rc == 1)
+			break;
+		if (s->req_done)
+			s->req_sent = 1;
+	}
+	if (dc->in.start == dc->in.end && !s->up_wq.busy)
+		dc->in.start = dc->in.end = 0;
+	dc_update_reading(dc);
+}
+
+/* ------------------------------------------------------- response side */
+
+static void up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct kp_uconn *u = h->data;
+	struct kp_stream *s = u->stream;
+	uint32_t want = s && !s->resp_head_done ? s->dc->hcm->limits.max_head_bytes + 1 : KP_BUF_SIZE;
+	int room = kp_rbuf_make_room(&u->cl->w->bufs, &u->in, want);
+	if (room <= 0) {
+		buf->base = NULL;
+		buf->len = 0;
+		return;
+	}
+	buf->base = u->in.data + u->in.end;
+	buf->len = (size_t)room;
+}
+
+static void up_failed_before_headers(struct kp_stream *s, const char *why)
+{
+	struct kp_uconn *u = s->u;
+	struct kp_dconn *dc = s->dc;
+	char detail[256];
+	/* A pooled connection the server closed while idle: the request never
+	 * reached it, so one transparent retry on a new connection is safe
+	 * when we have not consumed any request body. */
+	if (u->reused && !s->retried && s->req.body == K_H1_BODY_NONE && !s->finished) {
+		s->retried = 1;
+		s->up_head_sent = 0;
+		s->req_sent = 0;
+		stream_release_upstream(s, 0);
+		kp_upstream_acquire(s->cl, &s->pending);
+		return;
+	}
+	kp_stat_inc(dc->w->stats, CS(s, upstream_rq_rx_reset));
+	snprintf(detail, sizeof(detail), "upstream %s %s before response headers (cluster %s)",
+		 u->host->ep->name, why, s->cl->cfg->name);
+	local_reply(s, 503, KP_RF_UC,
+		    "upstream connect error or disconnect/reset before headers. reset reason: connection termination\n",
+		    detail);
+}
+
+static void up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+	struct kp_uconn *u = st->data;
+	struct kp_stream *s = u->stream;
+	if (!s || n == 0)
+		return;
+	if (n == UV_ENOBUFS) {
+		uv_read_stop(st);
+		u->reading = 0;
+		return;
+	}
+	if (n > 0) {
+		u->in.end += (uint32_t)n;
+		s->dc->last_activity_ns = kp_now_ns();
+		kp_stat_add(s->dc->w->stats, CS(s, upstream_cx_rx_bytes_total), (uint64_t)n);
+		process_response(s);
+		return;
+	}
+	/* EOF or error from upstream. */
+	uv_read_stop(st);
+	u->reading = 0;
+	s->up_eof = 1;
+	if (!s->resp_head_done) {
+		up_failed_before_headers(s, n == UV_EOF ? "closed the connection" : "reset the connection");
+		return;
+	}
+	if (s->resp.body == K_H1_BODY_CLOSE) {
+		pump_response(s);
+		return;
+	}
+	if (!s->resp_done) {
+		kp_stat_inc(s->dc->w->stats, CS(s, upstream_rq_rx_reset));
+		if (!s->down_wq.busy) {
+			stream_abort(s, KP_RF_UC);
+			return;
+		}
+		/* Flush what we have, then abort in pump_response. */
+	}
+}
+
+static void up_update_reading(struct kp_stream *s)
+{
+	struct kp_uconn *u = s->u;
+	if (!u)
+		return;
+	int want = !s->down_wq.busy && !s->up_eof && !s->resp_done && !s->finished;
+	if (want && !u->reading) {
+		if (uv_read_start((uv_stream_t *)&u->tcp, up_alloc, up_read) == 0)
+			u->reading = 1;
+	} else if (!want && u->reading) {
+		uv_read_stop((uv_stream_t *)&u->tcp);
+		u->reading = 0;
+	}
+}
+
+void kp_stream_upstream_ready(struct kp_stream *s, struct kp_uconn *u)
+{
+	struct kp_worker *w = s->dc->w;
+	s->u = u;
+	u->tcp.data = u;
+	s->si.upstream_host = u->host->ep->name;
+	s->si.upstream_start_ns = kp_now_ns();
+	kp_stat_inc(w->stats, CS(s, upstream_rq_total));
+	kp_stat_inc(w->stats, CS(s, upstream_rq_active));
+	up_update_reading(s);
+	pump_request(s);
+}
+
+void kp_stream_upstream_failed(struct kp_stream *s, uint32_t flags, int status, const char *detail)
+{
+	const char *body = "upstream connect error or disconnect/reset before headers. reset reason: connection failure\n";
+	if (flags & KP_RF_UH)
+		body = "no healthy upstream\n";
+	else if (flags & KP_RF_UO)
+		body = "upstream connect error or disconnect/reset before headers. reset reason: overflow\n";
+	local_reply(s, status, flags, body, detail);
+}
+
+static int build_downstream_head(struct kp_stream *s)
+{
+	struct kp_dconn *dc = s->dc;
+	const struct kp_hcm_cfg *hcm = dc->hcm;
+	const struct k_h1_msg *r = &s->resp;
+	size_t cap = r->head_len + strlen(hcm->server_name) + 160;
+	char *head = k_arena_alloc(&s->arena, cap);
+	if (!head)
+		return K_ENOMEM;
+	char *p = head;
+	const char *reason = k_h1_reason(r->status);
+	p += sprintf(p, "HTTP/1.1 %03d ", r->status);
+	if (*reason)
+		p = put(p, reason, strlen(reason));
+	else
+		p = put(p, r->reason.p, r->reason.len);
+	p = PUT_LIT(p, "\r\n");
+	int is_head = s->req.method.len == 4 && memcmp(s->req.method.p, "HEAD", 4) == 0;
+	int has_server = 0;
+	for (uint32_t i = 0; i < r->nheaders; i++) {
+		const struct k_h1_header *h = &r->headers[i];
+		if (hop_by_hop(h->name)) {
+			/* HEAD and 304 carry the length of the representation,
+			 * not of this (empty) message: keep it. */
+			if ((is_head || r->status == 304) && HDR_IS(h->name, "content-length"))
+				goto copy;
+			continue;
+		}
+		if (k_h1_connection_has(r, h->name))
+			continue;
+		if (h->name.len == 6 && HDR_IS(h->name, "server")) {
+			if (hcm->server_header_mode == KP_SERVER_OVERWRITE)
+				continue;
+			has_server = 1;
+		}
+copy:
+		p = put(p, h->name.p, h->name.len);
+		p = PUT_LIT(p, ": ");
+		p = put(p, h->value.p, h->value.len);
+		p = PUT_LIT(p, "\r\n");
+	}
+	switch (r->body) {
+	case K_H1_BODY_NONE:
+		s->down_framing = KP_OUT_NONE;
+		if (!is_head && r->status != 304 && r->status != 204 && r->status >= 200)
+			p = PUT_LIT(p, "content-length: 0\r\n");
+		break;
+	case K_H1_BODY_LENGTH:
+		s->down_framing = KP_OUT_LENGTH;
+		p += sprintf(p, "content-length: %llu\r\n", (unsigned long long)r->content_length);
+		break;
+	case K_H1_BODY_CHUNKED:
+	case K_H1_BODY_CLOSE:
+		if (s->req.minor >= 1) {
+			s->down_framing = KP_OUT_CHUNKED;
+			p = PUT_LIT(p, "transfer-encoding: chunked\r\n");
+		} else {
+			s->down_framing = KP_OUT_RAW_CLOSE;
+			dc->want_close = 1;
+		}
+		break;
+	}
+	if (hcm->server_header_mode == KP_SERVER_OVERWRITE ||
+	    (hcm->server_header_mode == KP_SERVER_APPEND_IF_ABSENT && !has_server)) {
+		p = PUT_LIT(p, "server: ");
+		p = put(p, hcm->server_name, strlen(hcm->server_name));
+		p = PUT_LIT(p, "\r\n");
+	}
+	p += sprintf(p, "x-envoy-upstream-service-time: %llu\r\n",
+		     (unsigned long long)((s->si.upstream_headers_ns - s->si.upstream_start_ns) / 1000000));
+	if (hcm->always_set_request_id_in_response && s->si.request_id.len && s->si.request_id.len < 64) {
+		p = PUT_LIT(p, "x-request-id: ");
+		p = put(p, s->si.request_id.p, s->si.request_id.len);
+		p = PUT_LIT(p, "\r\n");
+	}
+	if (!s->req_done || dc->w->draining)
+		dc->want_close = 1;
+	if (dc->want_close)
+		p = PUT_LIT(p, "connection: close\r\n");
+	else if (s->req.minor == 0)
+		p = PUT_LIT(p, "connection: keep-alive\r\n");
+	p = PUT_LIT(p, "\r\n");
+	s->down_head = head;
+	s->down_head_len = (uint32_t)(p - head);
+	return 0;
+}
+
+static void process_response(struct kp_stream *s)
+{
+	struct kp_uconn *u = s->u;
+	struct kp_dconn *dc = s->dc;
+	struct kp_worker *w = dc->w;
+	while (!s->resp_head_done) {
+		uint32_t len = kp_rbuf_len(&u->in);
+		if (len == 0)
+			return;
+		unsigned flags = (s->req.method.len == 4 && memcmp(s->req.method.p, "HEAD", 4) == 0) ?
+					 K_H1_REQ_HEAD : 0;
+		struct k_h1_error err = { 0 };
+		int rc = k_h1_parse_response(u->in.data + u->in.start, len, s->resp_seen, &dc->hcm->limits,
+					     flags, &s->resp, w->hdr_scratch, w->hdr_scratch_cap, &err);
+		if (rc == K_EAGAIN) {
+			s->resp_seen = len;
+			return;
+		}
+		s->resp_seen = 0;
+		if (rc < 0 || s->resp.status == 101) {
+			char detail[256];
+			snprintf(detail, sizeof(detail), "upstream %s sent an invalid response: %s (cluster %s)",
+				 u->host->ep->name,
+				 rc < 0 ? (err.reason ? err.reason : "malformed") : "unexpected 101 Switching Protocols",
+				 s->cl->cfg->name);
+			kp_stat_inc(w->stats, CS(s, upstream_cx_protocol_error));
+			local_reply(s, 502, KP_RF_UPE, "upstream sent an invalid response\n", detail);
+			return;
+		}
+		if (s->resp.status < 200) {
+			u->in.start += (uint32_t)rc; /* 100 Continue: already answered locally */
+			continue;
+		}
+		s->resp_head_done = 1;
+		s->si.upstream_headers_ns = kp_now_ns();
+		count_status(w->stats, CS(s, upstream_rq_1xx), s->resp.status);
+		k_h1_body_init(&s->resp_body, &s->resp, &dc->hcm->limits);
+		int brc = build_downstream_head(s); /* spans still point into u->in */
+		u->in.start += (uint32_t)rc;
+		if (brc) {
+			local_reply(s, 503, KP_RF_LR, "out of memory\n", "response head too large for the per-request arena");
+			return;
+		}
+	}
+	pump_response(s);
+}
+
+/* Move response bytes from the upstream buffer to the downstream. */
+static void pump_response(struct kp_stream *s)
+{
+	struct kp_dconn *dc = s->dc;
+	for (;;) {
+		struct kp_uconn *u = s->u;
+		if (s->down_wq.busy || s->resp_done || s->finished || !u || !s->resp_head_done)
+			break;
+		struct kp_wq *wq = &s->down_wq;
+		unsigned niov = 0, nch = 0;
+		int chunked = s->down_framing == KP_OUT_CHUNKED;
+		if (!s->resp_head_sent) {
+			wq->iov[niov++] = uv_buf_init(s->down_head, s->down_head_len);
+			s->resp_head_sent = 1;
+			s->si.response_code = s->resp.status;
+			s->si.details = "via_upstream";
+			count_status(dc->w->stats, HS(dc, downstream_rq_1xx), s->resp.status);
+		}
+		while (s->resp.body != K_H1_BODY_NONE && !s->resp_body.done && niov + 4 <= KP_MAX_IOV &&
+		       kp_rbuf_len(&u->in)) {
+			struct k_str d = { 0 };
+			struct k_h1_error err = { 0 };
+			int c = k_h1_body_decode(&s->resp_body, u->in.data + u->in.start, kp_rbuf_len(&u->in),
+						 &d, &err);
+			if (c < 0) {
+				kp_stat_inc(dc->w->stats, CS(s, upstream_cx_protocol_error));
+				s->si.response_flags |= KP_RF_UPE;
+				u->in.start = u->in.end;
+				s->up_eof = 1; /* stop reading; abort once queued bytes are out */
+				break;
+			}
+			u->in.start += (uint32_t)c;
+			if (d.len) {
+				s->si.bytes_sent += d.len;
+				niov = frame_data(wq, niov, &nch, chunked, d);
+			}
+			if (c == 0 && d.len == 0)
+				break;
+		}
+		int ended = s->resp.body == K_H1_BODY_NONE || s->resp_body.done ||
+			    (s->resp.body == K_H1_BODY_CLOSE && s->up_eof && !kp_rbuf_len(&u->in));
+		if (ended) {
+			s->resp_done = 1;
+			if (chunked)
+				wq->iov[niov++] = uv_buf_init((char *)LAST_CHUNK, sizeof(LAST_CHUNK) - 1);
+		}
+		if (niov == 0)
+			break;
+		uint64_t written = 0;
+		int rc = write_iov((uv_stream_t *)&dc->tcp, wq, wq->iov, niov, down_write_cb, &written);
+		kp_stat_add(dc->w->stats, HS(dc, downstream_cx_tx_bytes_total), written);
+		if (rc < 0) {
+			stream_abort(s, KP_RF_DC);
+			return;
+		}
+		if (rc == 1)
+			break;
+		if (s->resp_done) {
+			stream_finish(s);
+			return;
+		}
+	}
+	if (s->finished || dc->closing)
+		return;
+	if (s->u && !s->down_wq.busy && s->up_eof && !s->resp_done) {
+		/* Upstream went away mid-body (or sent bad framing). */
+		stream_abort(s, s->si.response_flags & KP_RF_UPE ? KP_RF_UPE : KP_RF_UC);
+		return;
+	}
+	if (s->u && !s->down_wq.busy && s->u->in.start == s->u->in.end)
+		s->u->in.start = s->u->in.end = 0;
+	up_update_reading(s);
+}
+
+/* ---------------------------------------------------------- connections */
+
+static void dc_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct kp_dconn *dc = h->data;
+	uint32_t want = dc->stream ? KP_BUF_SIZE : dc->hcm->limits.max_head_bytes + 1;
+	int room = kp_rbuf_make_room(&dc->w->bufs, &dc->in, want);
+	if (room <= 0) {
+		buf->base = NULL;
+		buf->len = 0;
+		return;
+	}
+	buf->base = dc->in.data + dc->in.end;
+	buf->len = (size_t)room;
+}
+
+static void dc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+	struct kp_dconn *dc = st->data;
+	if (n == 0)
+		return;
+	if (n == UV_ENOBUFS) {
+		uv_read_stop(st);
+		dc->reading = 0;
+		return;
+	}
+	if (n > 0) {
+		dc->last_activity_ns = kp_now_ns();
+		kp_stat_add(dc->w->stats, HS(dc, downstream_cx_rx_bytes_total), (uint64_t)n);
+		if (dc->lingering) {
+			kp_rbuf_release(&dc->w->bufs, &dc->in);
+			return;
+		}
+		dc->in.end += (uint32_t)n;
+		struct kp_stream *s = dc->stream;
+		if (s) {
+			if (!s->req_done)
+				pump_request(s);
+		} else {
+			dc_next_request(dc);
+		}
+		if (!dc->closing)
+			dc_update_reading(dc);
+		return;
+	}
+	/* EOF or error from the client. */
+	uv_read_stop(st);
+	dc->reading = 0;
+	dc->peer_eof = 1;
+	if (dc->lingering) {
+		dc_close(dc);
+		return;
+	}
+	struct kp_stream *s = dc->stream;
+	if (s && !s->req_done && n == UV_EOF && s->req.body == K_H1_BODY_CLOSE)
+		return; /* never for requests; kept for symmetry */
+	if (s && s->req_done && n == UV_EOF)
+		return; /* half-close: answer what was asked, then close */
+	if (s) {
+		stream_abort(s, KP_RF_DC);
+		return;
+	}
+	dc_close(dc);
+}
+
+static void dc_update_reading(struct kp_dconn *dc)
+{
+	struct kp_stream *s = dc->stream;
+	int want = !dc->closing && !dc->peer_eof;
+	if (want && s && s->up_wq.busy)
+		want = 0; /* the buffer is pinned by a queued upstream write */
+	if (want && dc->in.data && dc->in.end == dc->in.cap && dc->in.start == 0 &&
+	    (s || dc->in.cap > dc->hcm->limits.max_head_bytes))
+		want = 0; /* full: wait for the stream to consume */
+	if (want && !s && dc->want_close)
+		want = 0;
+	if (want && !dc->reading) {
+		if (uv_read_start((uv_stream_t *)&dc->tcp, dc_alloc, dc_read) == 0)
+			dc->reading = 1;
+	} else if (!want && dc->reading) {
+		uv_read_stop((uv_stream_t *)&dc->tcp);
+		dc->reading = 0;
+	}
+}
+
+static void dc_freed(uv_handle_t *h)
+{
+	struct kp_dconn *dc = h->data;
+	if (--dc->handles_open)
+		return;
+	struct kp_worker *w = dc->w;
+	k_pool_put(&w->dconn_pool, dc);
+	kp_worker_conn_gone(w);
+}
+
+static void dc_close(struct kp_dconn *dc)
+{
+	if (dc->closing)
+		return;
+	struct kp_worker *w = dc->w;
+	if (dc->stream) {
+		struct kp_stream *s = dc->stream;
+		s->si.response_flags |= KP_RF_DC;
+		dc->closing = 1; /* stream_finish must not re-enter */
+		stream_finish(s);
+	}
+	dc->closing = 1;
+	k_list_del(&dc->link);
+	kp_stat_dec(w->stats, HS(dc, downstream_cx_active));
+	kp_stat_inc(w->stats, HS(dc, downstream_cx_destroy));
+	kp_stat_dec(w->stats, LS(dc, downstream_cx_active));
+	kp_stat_inc(w->stats, LS(dc, downstream_cx_destroy));
+	kp_rbuf_release(&w->bufs, &dc->in);
+	uv_close((uv_handle_t *)&dc->tcp, dc_freed);
+	uv_close((uv_handle_t *)&dc->timer, dc_freed);
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+	struct kp_dconn *dc = req->data;
+	if (dc->closing)
+		return;
+	if (status < 0 || dc->peer_eof) {
+		dc_close(dc);
+		return;
+	}
+	/* Lingering close: read and discard until the client closes (or the
+	 * linger time passes) so unread input doesn't turn our close into a
+	 * RST that destroys the response in flight. */
+	dc->lingering = 1;
+	dc->last_activity_ns = kp_now_ns();
+	kp_rbuf_release(&dc->w->bufs, &dc->in);
+	if (!dc->reading && uv_read_start((uv_stream_t *)&dc->tcp, dc_alloc, dc_read) == 0)
+		dc->reading = 1;
+	dc_arm_timer(dc);
+}
+
+static void dc_close_graceful(struct kp_dconn *dc)
+{
+	if (dc->closing || dc->lingering)
+		return;
+	if (dc->stream) {
+		dc->want_close = 1;
+		return;
+	}
+	dc->shutdown_req.data = dc;
+	dc->lingering = 1; /* no more requests from here on */
+	if (uv_shutdown(&dc->shutdown_req, (uv_stream_t *)&dc->tcp, shutdown_cb) < 0)
+		dc_close(dc);
+}
+
+static uint64_t ms_ns(uint64_t ms)
+{
+	return ms * 1000000ull;
+}
+
+/* Earliest deadline for this connection in its current state; 0: none.
+ * *why says which one. */
+enum dl_kind { DL_NONE, DL_IDLE, DL_HEADERS, DL_STREAM_IDLE, DL_ROUTE, DL_REQUEST, DL_LINGER };
+
+static uint64_t dc_deadline(struct kp_dconn *dc, enum dl_kind *why)
+{
+	const struct kp_hcm_cfg *h = dc->hcm;
+	uint64_t dl = 0;
+	*why = DL_NONE;
+#define CONSIDER(t, k)                          \
+	do {                                    \
+		uint64_t t_ = (t);              \
+		if (t_ && (!dl || t_ < dl)) {   \
+			dl = t_;                \
+			*why = (k);             \
+		}                               \
+	} while (0)
+	if (dc->lingering) {
+		CONSIDER(dc->last_activity_ns + ms_ns(LINGER_MS), DL_LINGER);
+		return dl;
+	}
+	struct kp_stream *s = dc->stream;
+	if (s) {
+		if (h->stream_idle_timeout_ms)
+			CONSIDER(dc->last_activity_ns + ms_ns(h->stream_idle_timeout_ms), DL_STREAM_IDLE);
+		if (s->route_deadline_ns && !s->resp_done)
+			CONSIDER(s->route_deadline_ns, DL_ROUTE);
+		if (h->request_timeout_ms && !s->resp_head_sent)
+			CONSIDER(s->start_ns + ms_ns(h->request_timeout_ms), DL_REQUEST);
+	} else if (dc->head_seen || kp_rbuf_len(&dc->in)) {
+		if (h->stream_idle_timeout_ms)
+			CONSIDER(dc->last_activity_ns + ms_ns(h->stream_idle_timeout_ms), DL_STREAM_IDLE);
+		if (h->request_headers_timeout_ms)
+			CONSIDER(dc->last_activity_ns + ms_ns(h->request_headers_timeout_ms), DL_HEADERS);
+	} else if (h->idle_timeout_ms) {
+		CONSIDER(dc->last_activity_ns + ms_ns(h->idle_timeout_ms), DL_IDLE);
+	}
+#undef CONSIDER
+	return dl;
+}
+
+static void dc_timer_cb(uv_timer_t *t);
+
+static void dc_arm_timer(struct kp_dconn *dc)
+{
+	if (dc->closing)
+		return;
+	enum dl_kind why;
+	uint64_t dl = dc_deadline(dc, &why), now = kp_now_ns();
+	if (!dl) {
+		uv_timer_stop(&dc->timer);
+		return;
+	}
+	uint64_t ms = dl > now ? (dl - now + 999999) / 1000000 : 0;
+	uv_timer_start(&dc->timer, dc_timer_cb, ms, 0);
+}
+
+static void dc_timer_cb(uv_timer_t *t)
+{
+	struct kp_dconn *dc = t->data;
+	struct kp_worker *w = dc->w;
+	enum dl_kind why;
+	uint64_t dl = dc_deadline(dc, &why);
+	if (!dl)
+		return;
+	if (dl > kp_now_ns()) {
+		dc_arm_timer(dc); /* activity moved the deadline */
+		return;
+	}
+	struct kp_stream *s = dc->stream;
+	char detail[256];
+	switch (why) {
+	case DL_NONE:
+		return;
+	case DL_LINGER:
+		dc_close(dc);
+		return;
+	case DL_IDLE:
+		kp_stat_inc(w->stats, HS(dc, downstream_cx_idle_timeout));
+		dc_close_graceful(dc);
+		return;
+	case DL_HEADERS:
+	case DL_STREAM_IDLE:
+		if (!s) {
+			/* A partial head that stopped arriving. */
+			kp_stat_inc(w->stats, why == DL_HEADERS ? HS(dc, downstream_rq_header_timeout)
+								: HS(dc, downstream_rq_idle_timeout));
+			s = stream_new(dc);
+			if (!s) {
+				dc_close(dc);
+				return;
+			}
+			s->req_done = 1;
+			dc->in.start = dc->in.end;
+			dc->want_close = 1;
+			local_reply(s, 408, why == DL_HEADERS ? 0 : KP_RF_SI, "request timeout\n",
+				    "request headers not received in time");
+			return;
+		}
+		kp_stat_inc(w->stats, HS(dc, downstream_rq_idle_timeout));
+		snprintf(detail, sizeof(detail), "stream idle timeout: no bytes in either direction for %llu ms",
+			 (unsigned long long)dc->hcm->stream_idle_timeout_ms);
+		local_reply(s, s->req_done ? 504 : 408, KP_RF_SI, "stream timeout\n", detail);
+		return;
+	case DL_ROUTE:
+		kp_stat_inc(w->stats, CS(s, upstream_rq_timeout));
+		snprintf(detail, sizeof(detail), "upstream request timeout: no complete response from %s within %llu ms (route timeout, cluster %s)",
+			 s->si.upstream_host ? s->si.upstream_host : "any host",
+			 (unsigned long long)s->route->timeout_ms, s->cl ? s->cl->cfg->name : "-");
+		local_reply(s, 504, KP_RF_UT, "upstream request timeout\n", detail);
+		return;
+	case DL_REQUEST:
+		kp_stat_inc(w->stats, HS(dc, downstream_rq_timeout));
+		snprintf(detail, sizeof(detail), "request timeout: the request was not answered within %llu ms (request_timeout)",
+			 (unsigned long long)dc->hcm->request_timeout_ms);
+		local_reply(s, 408, KP_RF_DT, "request timeout\n", detail);
+		return;
+	}
+}
+
+void kp_hcm_on_accept(uv_stream_t *server, int status)
+{
+	struct kp_listen *l = server->data;
+	struct kp_worker *w = l->w;
+	if (status < 0 || w->draining || w->stopping)
+		return;
+	struct kp_dconn *dc = k_pool_get(&w->dconn_pool);
+	if (!dc)
+		return;
+	memset(dc, 0, sizeof(*dc));
+	dc->w = w;
+	dc->lcfg = l->cfg;
+	dc->hcm = &l->cfg->hcm;
+	uv_tcp_init(&w->loop, &dc->tcp);
+	uv_timer_init(&w->loop, &dc->timer);
+	dc->handles_open = 2;
+	dc->tcp.data = dc->timer.data = dc;
+	k_list_init(&dc->link);
+	if (uv_accept(server, (uv_stream_t *)&dc->tcp) < 0) {
+		dc->closing = 1;
+		uv_close((uv_handle_t *)&dc->tcp, dc_freed);
+		uv_close((uv_handle_t *)&dc->timer, dc_freed);
+		__atomic_add_fetch(&w->n_conns, 1, __ATOMIC_RELAXED); /* dc_freed's kp_worker_conn_gone balances this */
+		return;
+	}
+	uv_tcp_nodelay(&dc->tcp, 1);
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	if (uv_tcp_getpeername(&dc->tcp, (struct sockaddr *)&ss, &len) == 0)
+		kp_sockaddr_str((struct sockaddr *)&ss, dc->remote, sizeof(dc->remote));
+	len = sizeof(ss);
+	if (uv_tcp_getsockname(&dc->tcp, (struct sockaddr *)&ss, &len) == 0)
+		kp_sockaddr_str((struct sockaddr *)&ss, dc->local, sizeof(dc->local));
+	k_list_add_tail(&w->conns, &dc->link);
+	__atomic_add_fetch(&w->n_conns, 1, __ATOMIC_RELAXED);
+	dc->conn_start_ns = dc->last_activity_ns = kp_now_ns();
+	kp_stat_inc(w->stats, LS(dc, downstream_cx_total));
+	kp_stat_inc(w->stats, LS(dc, downstream_cx_active));
+	kp_stat_inc(w->stats, HS(dc, downstream_cx_total));
+	kp_stat_inc(w->stats, HS(dc, downstream_cx_active));
+	kp_stat_inc(w->stats, HS(dc, downstream_cx_http1_total));
+	dc_update_reading(dc);
+	dc_arm_timer(dc);
+}
+
+void kp_hcm_drain(struct kp_worker *w)
+{
+	struct k_list *it = w->conns.next;
+	while (it != &w->conns) {
+		struct kp_dconn *dc = k_list_entry(it, struct kp_dconn, link);
+		it = it->next;
+		if (dc->stream) {
+			dc->want_close = 1;
+		} else {
+			kp_stat_inc(w->stats, HS(dc, downstream_cx_drain_close));
+			dc_close_graceful(dc);
+		}
+	}
+}
+
+void kp_hcm_close_all(struct kp_worker *w)
+{
+	while (!k_list_empty(&w->conns)) {
+		struct kp_dconn *dc = k_list_first(&w->conns, struct kp_dconn, link);
+		dc_close(dc);
+	}
+}
