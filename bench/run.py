@@ -408,6 +408,11 @@ def fmt(v, spec, unit=""):
     return "–" if v is None else f"{v:{spec}}{unit}"
 
 
+def cell(text):
+    """One Markdown table cell: no line breaks, no column separators."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 def table(rows, cfg):
     head = ("| target | wrk req/s | wrk p50 ms | wrk p99 ms | hey p50 ms "
             "| hey p90 ms | hey p99 ms | CPU µs/req | CPU util "
@@ -416,7 +421,7 @@ def table(rows, cfg):
     for r in rows:
         if "skip" in r:
             lines.append(f"| {r['target']} | skipped |  |  |  |  |  |  |  "
-                         f"|  |  | {r['skip']} |")
+                         f"|  |  | {cell(r['skip'])} |")
             continue
         w, h = r["wrk"], r["hey"]
         lines.append(
@@ -428,7 +433,7 @@ def table(rows, cfg):
                     fmt(r["cpu_util"] * 100, ".0f", "%"),
                     fmt(r["rss_idle"] / 1024, ".1f"),
                     fmt(r["rss_peak"] / 1024, ".1f"),
-                    "; ".join(r["notes"])))
+                    cell("; ".join(r["notes"]))))
     return "\n".join(lines)
 
 
@@ -563,6 +568,12 @@ def main():
             except Skip as e:
                 log(f"{name}: skipped: {e}")
                 row = {"target": name, "skip": str(e)}
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                if name == "direct":
+                    raise
+                # One proxy misbehaving must not cost the other rows.
+                log(f"{name}: failed: {e}")
+                row = {"target": name, "skip": f"failed: {e}"}
             rows.append(row)
             if backend.popen.poll() is not None:
                 raise RuntimeError(f"backend exited with "

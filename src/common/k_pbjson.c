@@ -176,9 +176,22 @@ static void appendf(char *buf, size_t size, size_t *off, const char *fmt, ...)
 		*off += K_MIN((size_t)n, size - *off - 1);
 }
 
+/* Text of a single-quoted scalar, unescaped by us (see unquote_single). */
+struct qtext {
+	size_t len;
+	char s[];
+};
+
 static const char *scalar_text(struct fy_node *n, size_t *len)
 {
-	const char *s = n ? fy_node_get_scalar(n, len) : NULL;
+	const struct qtext *q = n ? fy_node_get_meta(n) : NULL;
+	const char *s;
+
+	if (q) {
+		*len = q->len;
+		return q->s;
+	}
+	s = n ? fy_node_get_scalar(n, len) : NULL;
 
 	if (!s) {
 		*len = 0;
@@ -1578,7 +1591,96 @@ static bool expansion_ok(struct fy_node *n, size_t *budget, bool *aliases,
 	}
 }
 
+static void qtext_free(struct fy_node *fyn, void *meta, void *user)
+{
+	free(meta);
+}
+
+/* libfyaml 0.7.12 leaks a buffer when it unescapes a run of '' in a
+ * single-quoted scalar, so those are unescaped here, from the source
+ * between the quotes: '' is ', and a line break with the blanks around it
+ * folds to a space (n breaks to n-1 newlines). */
+static int unquote_single(struct fy_node *n, const char *text, size_t tlen)
+{
+	struct fy_token *t = fy_node_get_scalar_token(n);
+	const struct fy_mark *a = t ? fy_token_start_mark(t) : NULL;
+	const struct fy_mark *b = t ? fy_token_end_mark(t) : NULL;
+	struct qtext *q;
+	const char *r;
+	size_t len, o = 0;
+
+	if (!a || !b || a->input_pos > b->input_pos || b->input_pos > tlen)
+		return 0; /* not from our buffer: leave it to libfyaml */
+	r = text + a->input_pos;
+	len = b->input_pos - a->input_pos;
+	q = malloc(sizeof(*q) + len + 1);
+	if (!q)
+		return K_ENOMEM;
+	for (size_t i = 0; i < len;) {
+		if (r[i] == '\'' && i + 1 < len && r[i + 1] == '\'') {
+			q->s[o++] = '\'';
+			i += 2;
+		} else if (r[i] == '\n' || r[i] == '\r') {
+			size_t breaks = 0;
+			while (o && (q->s[o - 1] == ' ' || q->s[o - 1] == '\t'))
+				o--;
+			while (i < len && (r[i] == '\n' || r[i] == '\r')) {
+				i += r[i] == '\r' && i + 1 < len && r[i + 1] == '\n'
+					     ? 2
+					     : 1;
+				breaks++;
+				while (i < len && (r[i] == ' ' || r[i] == '\t'))
+					i++;
+			}
+			if (breaks == 1)
+				q->s[o++] = ' ';
+			while (--breaks)
+				q->s[o++] = '\n';
+		} else {
+			q->s[o++] = r[i++];
+		}
+	}
+	q->s[o] = '\0';
+	q->len = o;
+	if (fy_node_set_meta(n, q)) {
+		free(q);
+		return K_ENOMEM;
+	}
+	return 0;
+}
+
+static int prepare_scalars(struct fy_node *n, const char *text, size_t tlen)
+{
+	struct fy_node_pair *p;
+	struct fy_node *item;
+	void *it = NULL;
+	int rc = 0;
+
+	if (!n)
+		return 0;
+	switch (fy_node_get_type(n)) {
+	case FYNT_MAPPING:
+		while (!rc && (p = fy_node_mapping_iterate(n, &it))) {
+			rc = prepare_scalars(fy_node_pair_key(p), text, tlen);
+			if (!rc)
+				rc = prepare_scalars(fy_node_pair_value(p), text,
+						     tlen);
+		}
+		return rc;
+	case FYNT_SEQUENCE:
+		while (!rc && (item = fy_node_sequence_iterate(n, &it)))
+			rc = prepare_scalars(item, text, tlen);
+		return rc;
+	default:
+		if (fy_node_get_style(n) == FYNS_SINGLE_QUOTED &&
+		    !fy_node_get_meta(n))
+			return unquote_single(n, text, tlen);
+		return 0;
+	}
+}
+
 static int parse_and_decode(struct dctx *c, struct fy_parser *fyp,
+			    const char *text, size_t len,
 			    const struct yaml_err *ye,
 			    const ProtobufCMessageDescriptor *desc,
 			    ProtobufCMessage **out)
@@ -1620,6 +1722,11 @@ static int parse_and_decode(struct dctx *c, struct fy_parser *fyp,
 		goto out;
 	}
 	root = fy_document_root(fyd);
+	if (fy_document_register_meta(fyd, qtext_free, NULL) ||
+	    prepare_scalars(root, text, len)) {
+		rc = oom(c);
+		goto out;
+	}
 	if (node_kind(root) == NK_NULL) {
 		rc = fail(c, root, "empty document");
 		goto out;
@@ -1682,7 +1789,7 @@ int k_pbjson_decode(const char *text, size_t len, const char *source,
 	} else if (fy_parser_set_string(fyp, text, len)) {
 		rc = oom(&c);
 	} else {
-		rc = parse_and_decode(&c, fyp, &ye, desc, out);
+		rc = parse_and_decode(&c, fyp, text, len, &ye, desc, out);
 	}
 	fy_parser_destroy(fyp);
 	fy_diag_unref(diag);

@@ -42,8 +42,8 @@ static const struct {
 	{ "UC", KP_RF_UC },
 	{ "UO", KP_RF_UO },
 	{ "NR", KP_RF_NR },
-	{ "DI", KP_RF_DI | KP_RF_FI },
-	{ "FI", KP_RF_FA },
+	{ "DI", KP_RF_DI },
+	{ "FI", KP_RF_FI },
 	{ "RL", KP_RF_RL },
 	{ "UAEX", KP_RF_UAEX },
 	{ "DC", KP_RF_DC },
@@ -579,9 +579,7 @@ static void utc_tm(int64_t t, struct tm *tm)
 	tm->tm_mon = mon - 1;
 	tm->tm_mday = mday;
 	tm->tm_yday = cum[mon - 1] + mday - 1 + (leap && mon > 2);
-#ifdef __USE_MISC
-	tm->tm_zone = "UTC";
-#endif
+	tm->tm_zone = "UTC"; /* for %Z */
 }
 
 static inline char *put2(char *p, int v)
@@ -714,6 +712,8 @@ static struct k_str hdr_value(const struct kp_access_log_fmt *f,
 		break;
 	case H_PATH:
 		v = si->path;
+		if (!v.len && si->req)
+			v = si->req->target;
 		break;
 	case H_AUTHORITY:
 		v = si->authority;

@@ -200,7 +200,7 @@ static void json_pretty(struct abuf *out, const char *in, size_t len)
 		case '{':
 		case '[': {
 			size_t j = i + 1;
-			while (j < len && strchr(" \t\r\n", in[j]) && in[j])
+			while (j < len && in[j] && strchr(" \t\r\n", in[j]))
 				j++;
 			if (j < len && (in[j] == '}' || in[j] == ']')) {
 				ab_add(out, &ch, 1);
@@ -441,10 +441,6 @@ static void h_server_info(struct kp_admin *a, const struct admin_req *rq,
 	ab_jstr(&j, s->opts.log_level ? s->opts.log_level : "info");
 	ab_printf(&j, ",\"drain_time\":\"%us\",\"mode\":\"Serve\"",
 		  (unsigned)s->opts.drain_time_s);
-	if (cfg && cfg->has_admin) {
-		ab_adds(&j, ",\"admin_address\":");
-		ab_jstr(&j, a->addr_str);
-	}
 	ab_adds(&j, "}");
 	ab_printf(&j, ",\"uptime_current_epoch\":\"%llds\"", up);
 	ab_printf(&j, ",\"uptime_all_epochs\":\"%llds\"", up);
@@ -482,9 +478,10 @@ static void h_stats(struct kp_admin *a, const struct admin_req *rq,
 		    struct admin_resp *r)
 {
 	const struct kp_server *s = a->srv;
-	char format[32] = "text", *filter = NULL;
-	int used_only = query_get(rq->query, "usedonly", format, sizeof(format)) != 0;
-	snprintf(format, sizeof(format), "text");
+	char format[32] = "text", scratch[8], *filter = NULL;
+	/* "?usedonly" takes no value; any value (or a long one) still counts. */
+	int used_only = query_get(rq->query, "usedonly", scratch,
+				  sizeof(scratch)) != 0;
 	if (k_str_eq(rq->path, K_STR_LIT("/stats/prometheus")))
 		snprintf(format, sizeof(format), "prometheus");
 	else if (query_get(rq->query, "format", format, sizeof(format)) < 0)
@@ -1287,8 +1284,15 @@ static void conn_process(struct admin_conn *c)
 		}
 		consume(c, (size_t)rc);
 	}
-	if (!c->closing)
-		conn_update_reading(c);
+	if (c->closing)
+		return;
+	/* An idle keep-alive connection holds no buffer. */
+	if (c->len == 0 && !c->lingering) {
+		free(c->buf);
+		c->buf = NULL;
+		c->cap = 0;
+	}
+	conn_update_reading(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -1334,7 +1338,8 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	struct admin_conn *c = calloc(1, sizeof(*c));
 	if (!c)
-		return; /* the pending connection is retried on the next event */
+		return; /* out of memory: libuv keeps it pending until the next
+			 * accept, so the admin stalls rather than crashes */
 	c->a = a;
 	uv_tcp_init(server->loop, &c->tcp);
 	c->tcp.data = c;

@@ -823,8 +823,11 @@ void kp_stream_upstream_ready(struct kp_stream *s, struct kp_uconn *u)
 	pump_request(s);
 }
 
-void kp_stream_upstream_failed(struct kp_stream *s, uint32_t flags, int status, const char *detail)
+void kp_stream_upstream_failed(struct kp_stream *s, const struct kp_endpoint *ep, uint32_t flags, int status,
+			       const char *detail)
 {
+	if (ep)
+		s->si.upstream_host = ep->name; /* the host we tried, as Envoy logs it */
 	const char *body = "upstream connect error or disconnect/reset before headers. reset reason: connection failure\n";
 	if (flags & KP_RF_UH)
 		body = "no healthy upstream\n";
@@ -1151,8 +1154,8 @@ static void dc_close(struct kp_dconn *dc)
 	k_list_del(&dc->link);
 	kp_stat_dec(w->stats, HS(dc, downstream_cx_active));
 	kp_stat_inc(w->stats, HS(dc, downstream_cx_destroy));
-	kp_stat_dec(w->stats, LS(dc, downstream_cx_active));
-	kp_stat_inc(w->stats, LS(dc, downstream_cx_destroy));
+	kp_stat_dec(w->stats, LS(dc, listener_downstream_cx_active));
+	kp_stat_inc(w->stats, LS(dc, listener_downstream_cx_destroy));
 	kp_rbuf_release(&w->bufs, &dc->in);
 	uv_close((uv_handle_t *)&dc->tcp, dc_freed);
 	uv_close((uv_handle_t *)&dc->timer, dc_freed);
@@ -1353,8 +1356,8 @@ void kp_hcm_on_accept(uv_stream_t *server, int status)
 	k_list_add_tail(&w->conns, &dc->link);
 	__atomic_add_fetch(&w->n_conns, 1, __ATOMIC_RELAXED);
 	dc->conn_start_ns = dc->last_activity_ns = kp_now_ns();
-	kp_stat_inc(w->stats, LS(dc, downstream_cx_total));
-	kp_stat_inc(w->stats, LS(dc, downstream_cx_active));
+	kp_stat_inc(w->stats, LS(dc, listener_downstream_cx_total));
+	kp_stat_inc(w->stats, LS(dc, listener_downstream_cx_active));
 	kp_stat_inc(w->stats, HS(dc, downstream_cx_total));
 	kp_stat_inc(w->stats, HS(dc, downstream_cx_active));
 	kp_stat_inc(w->stats, HS(dc, downstream_cx_http1_total));

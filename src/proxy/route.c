@@ -1,9 +1,9 @@
 /* route.c — virtual host and route selection, as Envoy does it.
  *
- * Virtual hosts: the Host value (lower-cased, port removed unless a domain
- * names a port) is matched exactly first, then by the longest "*.suffix",
- * then by the longest "prefix*", then "*". Routes: the first match in
- * order wins. */
+ * Virtual hosts: the Host value, port included (domains may name ports, as
+ * Istio's "reviews:9080" do), is matched case-insensitively: exact domains
+ * first, then the longest "*.suffix", then the longest "prefix*", then "*".
+ * Routes: the first match in order wins. */
 #include <strings.h>
 
 #include "config.h"
@@ -75,19 +75,6 @@ const struct kp_route *kp_route_match(const struct kp_route_table *t, struct k_s
 				      const struct kp_vhost **vhost_out)
 {
 	const struct kp_vhost *v = find_vhost(t, host);
-	if (!v) {
-		/* Retry without the port: "example.com:8080" matches "example.com". */
-		const char *colon = NULL;
-		if (host.len && host.p[0] == '[') {
-			const char *rb = memchr(host.p, ']', host.len);
-			if (rb && (size_t)(rb - host.p) + 1 < host.len && rb[1] == ':')
-				colon = rb + 1;
-		} else {
-			colon = memchr(host.p, ':', host.len);
-		}
-		if (colon)
-			v = find_vhost(t, (struct k_str){ host.p, (size_t)(colon - host.p) });
-	}
 	*vhost_out = v;
 	if (!v)
 		return NULL;

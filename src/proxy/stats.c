@@ -207,6 +207,35 @@ static int def_init(struct kp_stat_def *d, const struct kp_scope_kind *sk,
 	return 0;
 }
 
+/* The scope kind a full name belongs to ("cluster.x.y" -> cluster). */
+static const struct kp_scope_kind *scope_kind_of(const char *name)
+{
+	for (size_t i = 0; i < K_ARRAY_LEN(kp_scope_kinds); i++) {
+		size_t n = strlen(kp_scope_kinds[i].kind);
+		if (strncmp(name, kp_scope_kinds[i].kind, n) == 0 &&
+		    name[n] == '.')
+			return &kp_scope_kinds[i];
+	}
+	return NULL;
+}
+
+/* name == "<kind>.<scope>.<field>" (or "<kind>.<field>" without scope). */
+static int name_is(const char *name, const struct kp_scope_kind *sk,
+		   const char *scope, const char *field)
+{
+	size_t n = strlen(sk->kind);
+	if (strncmp(name, sk->kind, n) != 0 || name[n] != '.')
+		return 0;
+	name += n + 1;
+	if (scope) {
+		n = strlen(scope);
+		if (strncmp(name, scope, n) != 0 || name[n] != '.')
+			return 0;
+		name += n + 1;
+	}
+	return strcmp(name, field) == 0;
+}
+
 int kp_stat_layout_add_scope(struct kp_stat_layout *l, const char *scope_kind,
 			     const char *scope_name)
 {
@@ -233,20 +262,19 @@ int kp_stat_layout_add_scope(struct kp_stat_layout *l, const char *scope_kind,
 				*c = '_';
 	}
 
-	/* Same scope twice: share the block (see stats.h). */
-	char first[1024];
-	if (scope)
-		snprintf(first, sizeof(first), "%s.%s.%s", sk->kind, scope,
-			 sk->fields[0].name);
-	else
-		snprintf(first, sizeof(first), "%s.%s", sk->kind,
-			 sk->fields[0].name);
-	for (uint32_t i = 0; i < l->n; i++) {
-		if (strcmp(l->defs[i].name, first) == 0 &&
-		    i + sk->count <= l->n) {
+	/* Same scope twice: share the block (see stats.h). Scopes are
+	 * contiguous blocks whose size follows from their kind, so walking
+	 * scope by scope costs one comparison per scope, not per stat. */
+	for (uint32_t i = 0; i < l->n;) {
+		const struct kp_scope_kind *k = scope_kind_of(l->defs[i].name);
+		if (!k)
+			break; /* not laid out by us: no sharing */
+		if (k == sk && name_is(l->defs[i].name, sk, scope,
+				       sk->fields[0].name)) {
 			free(scope);
 			return (int)i;
 		}
+		i += k->count;
 	}
 
 	if (l->n + sk->count > l->cap) {

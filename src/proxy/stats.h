@@ -82,8 +82,8 @@ enum kp_stat_kind { KP_COUNTER, KP_GAUGE };
 #define KP_LISTENER_STATS(X)             \
 	X(COUNTER, downstream_cx_total)   \
 	X(GAUGE, downstream_cx_active)    \
-	X(COUNTER, downstream_cx_destroy) \
-	X(COUNTER, downstream_cx_overflow)
+	X(COUNTER, downstream_cx_overflow) \
+	X(COUNTER, downstream_cx_destroy)
 
 /* Process-wide: "server.<field>". Filled by the main thread. */
 #define KP_SERVER_STATS(X)          \
@@ -99,7 +99,9 @@ enum kp_stat_kind { KP_COUNTER, KP_GAUGE };
 #define KP_STAT_ENUM(kind, name) name,
 /* Listener fields repeat HTTP field names (downstream_cx_total, ...), and
  * C enumerators share one namespace, so the listener ones carry a prefix:
- * listener_downstream_cx_total. */
+ * listener_downstream_cx_total. The listener list is ordered so the shared
+ * names also have the HTTP values (checked below): listener base +
+ * downstream_cx_destroy lands on the listener's own slot either way. */
 #define KP_LISTENER_STAT_ENUM(kind, name) listener_##name,
 enum kp_http_stat { KP_HTTP_STATS(KP_STAT_ENUM) KP_HTTP_STAT_COUNT };
 enum kp_cluster_stat { KP_CLUSTER_STATS(KP_STAT_ENUM) KP_CLUSTER_STAT_COUNT };
@@ -107,6 +109,10 @@ enum kp_listener_stat { KP_LISTENER_STATS(KP_LISTENER_STAT_ENUM) KP_LISTENER_STA
 enum kp_server_stat { KP_SERVER_STATS(KP_STAT_ENUM) KP_SERVER_STAT_COUNT };
 #undef KP_LISTENER_STAT_ENUM
 #undef KP_STAT_ENUM
+_Static_assert((int)listener_downstream_cx_total == (int)downstream_cx_total &&
+		       (int)listener_downstream_cx_active == (int)downstream_cx_active &&
+		       (int)listener_downstream_cx_destroy == (int)downstream_cx_destroy,
+	       "listener and HTTP downstream_cx_* fields must share offsets");
 
 /* The layout: names and kinds of every slot, plus Prometheus tag data.
  * Immutable once built; owned by a config snapshot. */

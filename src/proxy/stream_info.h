@@ -30,11 +30,10 @@ enum kp_response_flag {
 	KP_RF_SI = 1u << 12, /* stream idle timeout */
 	KP_RF_DT = 1u << 13, /* downstream request timeout */
 	KP_RF_NC = 1u << 14, /* no cluster */
-	KP_RF_FI = 1u << 15, /* fault injected: delay */
-	KP_RF_FA = 1u << 16, /* fault injected: abort */
+	KP_RF_FI = 1u << 15, /* fault injected: abort ("FI") */
 	KP_RF_RL = 1u << 17, /* rate limited */
 	KP_RF_UAEX = 1u << 18, /* unauthorized (external) */
-	KP_RF_DI = 1u << 19, /* delay injected */
+	KP_RF_DI = 1u << 19, /* fault injected: delay ("DI") */
 };
 
 /* Writes the flags to out (NUL-terminated, at most outlen). Returns length. */

@@ -143,9 +143,10 @@ static void connect_timeout_cb(uv_timer_t *t)
 		 cl->cfg->name);
 	kp_stat_inc(cl->w->stats, CL_STAT(cl, upstream_cx_connect_timeout));
 	kp_stat_inc(cl->w->stats, CL_STAT(cl, upstream_cx_connect_fail));
+	const struct kp_endpoint *ep = u->host->ep;
 	uconn_close(u); /* the pending connect_cb sees u->stream == NULL */
 	if (s)
-		kp_stream_upstream_failed(s, KP_RF_UF, 503, detail);
+		kp_stream_upstream_failed(s, ep, KP_RF_UF, 503, detail);
 }
 
 static void connect_cb(uv_connect_t *req, int status)
@@ -161,9 +162,10 @@ static void connect_cb(uv_connect_t *req, int status)
 		snprintf(detail, sizeof(detail), "upstream connect error to %s: %s (cluster %s)",
 			 u->host->ep->name, uv_strerror(status), cl->cfg->name);
 		kp_stat_inc(cl->w->stats, CL_STAT(cl, upstream_cx_connect_fail));
+		const struct kp_endpoint *ep = u->host->ep;
 		uconn_close(u);
 		if (s)
-			kp_stream_upstream_failed(s, KP_RF_UF, 503, detail);
+			kp_stream_upstream_failed(s, ep, KP_RF_UF, 503, detail);
 		return;
 	}
 	uv_tcp_nodelay(&u->tcp, 1);
@@ -176,7 +178,7 @@ static void start_connect(struct kp_cluster_rt *cl, struct kp_host_rt *h, struct
 	struct kp_worker *w = cl->w;
 	struct kp_uconn *u = k_pool_get(&w->uconn_pool);
 	if (!u) {
-		kp_stream_upstream_failed(s, KP_RF_UF, 503, "out of memory for an upstream connection");
+		kp_stream_upstream_failed(s, h->ep, KP_RF_UF, 503, "out of memory for an upstream connection");
 		return;
 	}
 	memset(u, 0, sizeof(*u));
@@ -201,7 +203,7 @@ static void start_connect(struct kp_cluster_rt *cl, struct kp_host_rt *h, struct
 			 h->ep->name, uv_strerror(rc), cl->cfg->name);
 		kp_stat_inc(w->stats, CL_STAT(cl, upstream_cx_connect_fail));
 		uconn_close(u);
-		kp_stream_upstream_failed(s, KP_RF_UF, 503, detail);
+		kp_stream_upstream_failed(s, h->ep, KP_RF_UF, 503, detail);
 		return;
 	}
 	if (cl->cfg->connect_timeout_ms)
@@ -217,7 +219,7 @@ void kp_upstream_acquire(struct kp_cluster_rt *cl, struct kp_pending *p)
 		char detail[160];
 		snprintf(detail, sizeof(detail), "no healthy upstream: cluster %s has no endpoints",
 			 cl->cfg->name);
-		kp_stream_upstream_failed(s, KP_RF_UH, 503, detail);
+		kp_stream_upstream_failed(s, NULL, KP_RF_UH, 503, detail);
 		return;
 	}
 	struct kp_host_rt *h = pick_host(cl);
@@ -242,7 +244,7 @@ void kp_upstream_acquire(struct kp_cluster_rt *cl, struct kp_pending *p)
 			snprintf(detail, sizeof(detail),
 				 "upstream overflow: cluster %s has %u connections and %u pending requests (circuit breaker limits)",
 				 cl->cfg->name, cl->n_cx, cl->n_pending);
-			kp_stream_upstream_failed(s, KP_RF_UO, 503, detail);
+			kp_stream_upstream_failed(s, NULL, KP_RF_UO, 503, detail);
 			return;
 		}
 		k_list_add_tail(&cl->pending, &p->link);

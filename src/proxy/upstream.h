@@ -60,10 +60,10 @@ struct kp_uconn {
 /* Called back by the pool when a stream's request gets a connection or
  * cannot get one (defined in hcm.c). */
 void kp_stream_upstream_ready(struct kp_stream *s, struct kp_uconn *u);
-/* flags: KP_RF_* (UF, UO, UH); detail: words for x-kite-error (static or
+/* ep: the host tried, or NULL; flags: KP_RF_* (UF, UO, UH); detail: words for x-kite-error (static or
  * valid until return). */
-void kp_stream_upstream_failed(struct kp_stream *s, uint32_t flags, int status,
-			       const char *detail);
+void kp_stream_upstream_failed(struct kp_stream *s, const struct kp_endpoint *ep,
+			       uint32_t flags, int status, const char *detail);
 
 /* Set up cl for cfg on worker w. Returns 0 or K_ENOMEM. */
 int kp_cluster_rt_init(struct kp_cluster_rt *cl, struct kp_worker *w,

@@ -789,8 +789,12 @@ static void conn_process(struct conn *c)
 			if (c->out.len + c->tcp.write_queue_size >= OUT_HIGH) {
 				if (conn_flush(c) != K_OK)
 					return;
-				if (c->tcp.write_queue_size >= OUT_HIGH)
+				if (c->tcp.write_queue_size >= OUT_HIGH) {
+					k_trace("%zu bytes unsent: pausing "
+						"input",
+						c->tcp.write_queue_size);
 					break; /* on_wreq_done resumes */
+				}
 			}
 			if (c->off == c->len) {
 				c->off = c->len = c->pin = c->prev_len = 0;

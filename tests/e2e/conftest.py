@@ -13,12 +13,23 @@ tests both use it.
     start_sample(procs, ...)    start a kite-sample and wait for it
     http_request(...)           one raw HTTP/1.1 exchange over a socket
     read_response(sock)         read one response (any framing)
+    wait_for(cond, ...)         poll a condition with a deadline
+    proc_status_kib(pid, f)     VmHWM / VmRSS of a process
+
+kite-proxy:
+    proxy_bootstrap(...)        an Envoy v3 bootstrap dict (one listener,
+                                admin; proxy_cluster, proxy_route build parts)
+    start_proxy(procs, b, ...)  write it with free ports, start, wait
+    admin_request, proxy_stats  the admin API; /stats as a dict
+    access_log_lines, wait_access_log   the stdout access log
+    raw_backend (fixture)       scripted upstream that records its bytes
 """
 
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -324,3 +335,401 @@ def http_request(port, path="/", method="GET", headers=None, body=None,
             f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
         s.sendall(head.encode("latin-1") + (body or b""))
         return read_response(SockReader(s), head_request=method == "HEAD")
+
+
+# ---- generic waiting -------------------------------------------------------
+
+def wait_for(cond, timeout: float = 10.0, what: str = "condition",
+             interval: float = 0.01):
+    """Poll cond() until it returns something truthy (returned) or the
+    deadline passes (AssertionError naming `what`)."""
+    deadline = time.monotonic() + timeout
+    delay = interval
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for "
+                                 f"{what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def proc_status_kib(pid: int, field: str = "VmHWM") -> int:
+    """A memory figure (kB) from /proc/<pid>/status: VmHWM (peak RSS),
+    VmRSS, ..."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+# ---- kite-proxy --------------------------------------------------------------
+
+HCM_TYPE = ("type.googleapis.com/envoy.extensions.filters.network."
+            "http_connection_manager.v3.HttpConnectionManager")
+ROUTER_TYPE = ("type.googleapis.com/envoy.extensions.filters.http.router.v3."
+               "Router")
+STDOUT_LOG_TYPE = ("type.googleapis.com/envoy.extensions.access_loggers."
+                   "stream.v3.StdoutAccessLog")
+
+
+def socket_address(port, host=LOOPBACK) -> dict:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def proxy_cluster(name, ports, lb_policy="ROUND_ROBIN", connect_timeout="1s",
+                  host=LOOPBACK, **extra) -> dict:
+    """A STATIC cluster with one endpoint per port (ints, or (host, port))."""
+    eps = []
+    for p in ports:
+        h, port = p if isinstance(p, tuple) else (host, p)
+        eps.append({"endpoint": {"address": socket_address(port, h)}})
+    c = {"name": name, "type": "STATIC", "connect_timeout": connect_timeout,
+         "lb_policy": lb_policy,
+         "load_assignment": {"cluster_name": name,
+                             "endpoints": [{"lb_endpoints": eps}]}}
+    c.update(extra)
+    return c
+
+
+def proxy_route(cluster=None, prefix=None, path=None, sep_prefix=None,
+                timeout=None, direct=None, name=None) -> dict:
+    """One route: a match (prefix, path or path_separated_prefix; prefix
+    "/" when none is given) and an action: a cluster (with an optional
+    timeout) or direct=(status, body)."""
+    if path is not None:
+        match = {"path": path}
+    elif sep_prefix is not None:
+        match = {"path_separated_prefix": sep_prefix}
+    else:
+        match = {"prefix": prefix if prefix is not None else "/"}
+    r = {"match": match}
+    if name:
+        r["name"] = name
+    if direct is not None:
+        status, body = direct
+        r["direct_response"] = {"status": status}
+        if body is not None:
+            r["direct_response"]["body"] = {"inline_string": body}
+    else:
+        r["route"] = {"cluster": cluster}
+        if timeout is not None:
+            r["route"]["timeout"] = timeout
+    return r
+
+
+def proxy_bootstrap(clusters, virtual_hosts=None, route_timeout=None,
+                    hcm=None, access_log=True, listener_port=None,
+                    admin_port=None, stat_prefix="ingress_http",
+                    listener_name="ingress") -> dict:
+    """An Envoy v3 bootstrap: one HTTP listener and an admin address.
+
+    clusters: {name: [port, ...]} (STATIC, ROUND_ROBIN) or a list of
+      cluster dicts (see proxy_cluster).
+    virtual_hosts: list of vhost dicts; default one "*" vhost sending "/"
+      to the first cluster (with route_timeout if given).
+    hcm: extra HttpConnectionManager fields (merged in).
+    Ports left None are filled in by start_proxy."""
+    if isinstance(clusters, dict):
+        clusters = [proxy_cluster(n, ps) for n, ps in clusters.items()]
+    if virtual_hosts is None:
+        virtual_hosts = [{"name": "default", "domains": ["*"],
+                          "routes": [proxy_route(clusters[0]["name"],
+                                                 timeout=route_timeout)]}]
+    h = {"stat_prefix": stat_prefix,
+         "route_config": {"name": "local_route",
+                          "virtual_hosts": virtual_hosts},
+         "http_filters": [{"name": "envoy.filters.http.router",
+                           "typed_config": {"@type": ROUTER_TYPE}}]}
+    if access_log:
+        h["access_log"] = [{"name": "envoy.access_loggers.stdout",
+                            "typed_config": {"@type": STDOUT_LOG_TYPE}}]
+    h.update(hcm or {})
+    h["@type"] = HCM_TYPE
+    return {
+        "admin": {"address": socket_address(admin_port)},
+        "static_resources": {
+            "listeners": [{
+                "name": listener_name,
+                "address": socket_address(listener_port),
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": h}]}]}],
+            "clusters": clusters,
+        },
+    }
+
+
+def start_proxy(procs: Procs, bootstrap, concurrency=1, extra_args=(),
+                name="kite-proxy", log_level="info", drain_time_s=5,
+                wait=True, check_exit=True) -> Proc:
+    """Write `bootstrap` (a dict, see proxy_bootstrap, or YAML/JSON text)
+    into the test's directory and start kite-proxy on it.
+
+    In a dict, listener and admin addresses whose port_value is None get
+    free loopback ports. Waits until the first listener and the admin
+    port accept (unless wait=False). Returns the Proc with .port (first
+    listener), .ports (all listeners), .admin_port (or None), .config_path
+    and .bootstrap."""
+    import json as _json
+    ports, admin_port = [], None
+    if isinstance(bootstrap, dict):
+        bootstrap = _json.loads(_json.dumps(bootstrap))  # private copy
+        for lst in bootstrap.get("static_resources", {}).get("listeners",
+                                                              []):
+            sa = lst["address"]["socket_address"]
+            if sa.get("port_value") is None:
+                sa["port_value"] = free_port()
+            ports.append(sa["port_value"])
+        adm = bootstrap.get("admin", {}).get("address", {}).get(
+            "socket_address")
+        if adm is not None:
+            if adm.get("port_value") is None:
+                adm["port_value"] = free_port()
+            admin_port = adm["port_value"]
+        text = _json.dumps(bootstrap, indent=1)
+        suffix = ".json"
+    else:
+        text = bootstrap
+        suffix = ".yaml"
+    n = sum(1 for p in procs.items if p.name.startswith(name))
+    pname = name if n == 0 else f"{name}-{n}"
+    cfg = procs.log_dir / f"{pname}{suffix}"
+    cfg.write_text(text)
+    args = [bin_path("kite-proxy"), "-c", cfg, "--concurrency", concurrency,
+            "--log-level", log_level]
+    if drain_time_s is not None:
+        args += ["--drain-time-s", drain_time_s]
+    args += list(extra_args)
+    p = procs.start(args, name=pname, check_exit=check_exit)
+    p.ports = ports
+    p.port = ports[0] if ports else None
+    p.admin_port = admin_port
+    p.config_path = cfg
+    p.bootstrap = bootstrap
+    if wait:
+        for port in ports:
+            wait_port(LOOPBACK, port, proc=p)
+        if admin_port is not None:
+            wait_port(LOOPBACK, admin_port, proc=p)
+    return p
+
+
+def admin_request(proxy: Proc, path: str, method="GET", **kw) -> Response:
+    return http_request(proxy.admin_port, path, method=method, **kw)
+
+
+def proxy_stats(proxy: Proc) -> dict:
+    """The proxy's /stats as {name: int} (counters and gauges)."""
+    r = admin_request(proxy, "/stats")
+    assert r.status == 200, r
+    out = {}
+    for line in r.body.decode().splitlines():
+        k, sep, v = line.partition(": ")
+        if sep and v.strip().lstrip("-").isdigit():
+            out[k] = int(v)
+    return out
+
+
+def access_log_lines(proc: Proc, needle: str = "") -> list:
+    """Access-log lines (Envoy's default format: they start with
+    '[<time>] "') in the process output that contain needle."""
+    return [ln for ln in proc.output().splitlines()
+            if ln.startswith("[") and '] "' in ln[:40] and needle in ln]
+
+
+def wait_access_log(proc: Proc, needle: str, timeout: float = 5.0) -> str:
+    """The first access-log line containing needle; the proxy flushes its
+    log buffers every second, so this waits (with a deadline)."""
+    return wait_for(lambda: (access_log_lines(proc, needle) or [None])[0],
+                    timeout, f"an access log line with {needle!r} in "
+                    f"{proc.name}'s output")
+
+
+# ---- a scripted raw upstream -------------------------------------------------
+
+class RawRequest:
+    def __init__(self, raw, head, body):
+        self.raw = raw      # exactly the bytes of this message
+        self.head = head    # start line and fields, up to the empty line
+        self.body = body    # payload with chunked framing removed
+
+    @property
+    def request_line(self) -> str:
+        return self.head.split(b"\r\n", 1)[0].decode("latin-1")
+
+    def header(self, name, default=None):
+        name = name.lower().encode()
+        for ln in self.head.split(b"\r\n")[1:]:
+            k, _, v = ln.partition(b":")
+            if k.lower() == name:
+                return v.strip().decode("latin-1")
+        return default
+
+
+def parse_raw_request(buf: bytes):
+    """(RawRequest, rest) when buf starts with a complete request (CRLF
+    framing, Content-Length or chunked body), else (None, buf)."""
+    i = buf.find(b"\r\n\r\n")
+    if i < 0:
+        return None, buf
+    head, pos = buf[:i], i + 4
+    te = cl = None
+    for ln in head.split(b"\r\n")[1:]:
+        k, _, v = ln.partition(b":")
+        k = k.strip().lower()
+        if k == b"transfer-encoding":
+            te = v.strip().lower()
+        elif k == b"content-length":
+            cl = int(v.strip())
+    body = b""
+    if te == b"chunked":
+        parts = []
+        while True:
+            j = buf.find(b"\r\n", pos)
+            if j < 0:
+                return None, buf
+            size = int(buf[pos:j].split(b";")[0], 16)
+            pos = j + 2
+            if size == 0:
+                while True:  # trailers, then the empty line
+                    j = buf.find(b"\r\n", pos)
+                    if j < 0:
+                        return None, buf
+                    line, pos = buf[pos:j], j + 2
+                    if not line:
+                        break
+                break
+            if len(buf) < pos + size + 2:
+                return None, buf
+            parts.append(buf[pos:pos + size])
+            pos += size + 2
+        body = b"".join(parts)
+    elif cl:
+        if len(buf) < pos + cl:
+            return None, buf
+        body = buf[pos:pos + cl]
+        pos += cl
+    return RawRequest(buf[:pos], head, body), buf[pos:]
+
+
+class RawConn:
+    def __init__(self, sock, index):
+        self.sock = sock
+        self.index = index
+        self.data = bytearray()  # every byte received on this connection
+        self.requests = []       # complete RawRequests, in order
+        self.closed = threading.Event()
+
+
+OK_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n"
+
+
+class RawBackend:
+    """An upstream on a free loopback port, one thread per connection,
+    that records every byte received and answers each complete request
+    with handler(backend, conn, request). The handler sends what it likes
+    on conn.sock and returns False to close the connection; the default
+    answers 200 "ok\\n" and keeps the connection open."""
+
+    def __init__(self, handler=None, backlog=64):
+        self.handler = handler or (lambda b, c, r: c.sock.sendall(
+            OK_RESPONSE) or True)
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind((LOOPBACK, 0))
+        self.lsock.listen(backlog)
+        self.port = self.lsock.getsockname()[1]
+        self.conns = []
+        self.lock = threading.Lock()
+        self.errors = []
+        self.stopping = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    @property
+    def requests(self) -> list:
+        with self.lock:
+            return [r for c in self.conns for r in c.requests]
+
+    @property
+    def received(self) -> bytes:
+        with self.lock:
+            return b"".join(bytes(c.data) for c in self.conns)
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                s, _ = self.lsock.accept()
+            except OSError:
+                return
+            with self.lock:
+                c = RawConn(s, len(self.conns))
+                self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,),
+                             daemon=True).start()
+
+    def _serve(self, c: RawConn):
+        buf = b""
+        try:
+            while True:
+                data = c.sock.recv(1 << 16)
+                if not data:
+                    return
+                with self.lock:
+                    c.data += data
+                buf += data
+                while True:
+                    req, buf = parse_raw_request(buf)
+                    if req is None:
+                        break
+                    with self.lock:
+                        c.requests.append(req)
+                    if self.handler(self, c, req) is False:
+                        return
+        except OSError:
+            pass
+        except Exception as e:  # a handler bug must not pass silently
+            self.errors.append(repr(e))
+        finally:
+            try:
+                c.sock.close()
+            except OSError:
+                pass
+            c.closed.set()
+
+    def close(self):
+        self.stopping = True
+        try:
+            self.lsock.close()
+        except OSError:
+            pass
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def raw_backend():
+    """Factory: raw_backend(handler=None) -> a started RawBackend; all are
+    closed at teardown."""
+    made = []
+
+    def make(handler=None, **kw):
+        b = RawBackend(handler, **kw)
+        made.append(b)
+        return b
+    yield make
+    for b in made:
+        b.close()
+    errs = [e for b in made for e in b.errors]
+    if errs:
+        pytest.fail("raw backend handler errors: " + "; ".join(errs),
+                    pytrace=False)

@@ -1,7 +1,7 @@
 """End-to-end tests of kite-sample, the demo/test/benchmark backend."""
 
-import json
 import socket
+import subprocess
 import threading
 import time
 
@@ -273,6 +273,27 @@ def test_http10_and_obs_text(procs):
     sock.close()
 
 
+def test_pipelining_backpressure(procs):
+    """Pipelined requests from a client that reads late, with more answer
+    bytes than the socket buffers hold: the server must stop reading
+    instead of queueing answers without bound, then answer all in order."""
+    s = start_sample(procs)
+    sock, rd = connect(s.port)
+    n = 1000  # 16 MiB of answers
+    batch = b"".join(b"GET /p/%d?size=16k HTTP/1.1\r\nHost: t\r\n\r\n" % i
+                     for i in range(n))
+    writer = threading.Thread(target=sock.sendall, args=(batch,))
+    writer.start()
+    time.sleep(0.3)  # let answers pile up unread (not a readiness wait)
+    for i in range(n):
+        r = read_response(rd)
+        assert r.status == 200 and r.body == (PATTERN * 256)[:16384], i
+    writer.join(10)
+    get(sock, "/last")
+    assert read_response(rd).json()["path"] == "/last"
+    sock.close()
+
+
 def test_close_control(procs):
     s = start_sample(procs)
     sock, rd = connect(s.port)
@@ -462,9 +483,31 @@ def test_many_connections_and_sigterm(procs):
         get(sock, "/many")
     for _, rd in socks:
         assert read_response(rd).status == 200
-    # an idle keep-alive connection and one mid-delay must not stop exit
+    # idle keep-alive connections, one mid-delay and one mid-stream must
+    # not stop a clean exit (the sanitizer build also checks for leaks)
     socks[0][0].sendall(b"GET /?delay_ms=5000 HTTP/1.1\r\nHost: t\r\n\r\n")
-    time.sleep(0.05)
+    socks[1][0].sendall(b"GET /?size=1g HTTP/1.1\r\nHost: t\r\n\r\n")
+    socks[1][1].read_until(b"\r\n\r\n")
     assert s.stop() == 0
     for sock, _ in socks:
         sock.close()
+
+
+def test_sigterm_during_fanout(procs):
+    back = start_sample(procs, app="slow")
+    front = start_sample(procs, app="front", calls=[
+        f"http://{LOOPBACK}:{back.port}/?delay_ms=5000"])
+    sock, rd = connect(front.port)
+    get(sock, "/")
+    # wait until the call has reached the backend: it is then mid-fan-out
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        out = subprocess.run(["ss", "-Htn", "state", "established",
+                              f"dst {LOOPBACK}:{back.port}"],
+                             capture_output=True, text=True).stdout
+        if out.strip():
+            break
+        time.sleep(0.01)
+    assert front.stop() == 0
+    assert rd.at_eof()
+    sock.close()

@@ -14,7 +14,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(c)                                                              \
+#define CHECK(c)                                                               \
 	do {                                                                   \
 		if (!(c)) {                                                    \
 			fprintf(stderr, "%s:%d: invariant failed: %s\n",       \
@@ -47,8 +47,8 @@ static int is_ows(char c)
 	return c == ' ' || c == '\t';
 }
 
-static void check_msg(const struct k_h1_msg *m, const char *b, size_t n,
-		      int rc, uint32_t max_hdrs, int resp)
+static void check_msg(const struct k_h1_msg *m, const char *b, size_t n, int rc,
+		      uint32_t max_hdrs, int resp)
 {
 	CHECK((size_t)rc <= n && m->head_len == (uint32_t)rc);
 	CHECK(m->nheaders <= max_hdrs);
@@ -114,7 +114,7 @@ static struct body_result decode(const struct k_h1_msg *m,
 				 size_t n, size_t maxpiece)
 {
 	struct k_h1_body_dec d;
-	struct body_result r = { 1469598103934665603u, 0, 0, 1, NULL };
+	struct body_result r = {1469598103934665603u, 0, 0, 1, NULL};
 	size_t pos = 0, avail = 0;
 	struct k_h1_error e;
 
@@ -133,7 +133,8 @@ static struct body_result decode(const struct k_h1_msg *m,
 				CHECK(e.offset < avail - pos);
 				r.rc = rc;
 				r.reason = e.reason;
-				r.end = pos + e.offset; /* absolute fault offset */
+				r.end = pos +
+					e.offset; /* absolute fault offset */
 				return r;
 			}
 			CHECK((size_t)rc <= avail - pos);
@@ -169,18 +170,18 @@ static void one(const char *b, size_t n, const struct k_h1_limits *lim,
 	struct k_h1_msg m, m2;
 	struct k_h1_error e, e2;
 	uint32_t cap = (uint32_t)(rng() % 3 == 0 ? 8 : NHDR);
-	uint32_t max_hdrs = lim->max_headers ? lim->max_headers
-					     : K_H1_DEFAULT_MAX_HEADERS;
+	uint32_t max_hdrs =
+		lim->max_headers ? lim->max_headers : K_H1_DEFAULT_MAX_HEADERS;
 	int rc, rc2;
 	size_t k;
 
 	if (cap < max_hdrs)
 		max_hdrs = cap;
 
-#define PARSE(len, prev, mm, hh, ee)                                          \
-	(resp ? k_h1_parse_response(b, (len), (prev), lim, flags, (mm), (hh), \
-				    cap, (ee))                                \
-	      : k_h1_parse_request(b, (len), (prev), lim, (mm), (hh), cap,    \
+#define PARSE(len, prev, mm, hh, ee)                                           \
+	(resp ? k_h1_parse_response(b, (len), (prev), lim, flags, (mm), (hh),  \
+				    cap, (ee))                                 \
+	      : k_h1_parse_request(b, (len), (prev), lim, (mm), (hh), cap,     \
 				   (ee)))
 
 	rc = PARSE(n, 0, &m, h, &e);
@@ -201,8 +202,7 @@ static void one(const char *b, size_t n, const struct k_h1_limits *lim,
 		CHECK(rc2 == rc);
 		if (rc > 0)
 			CHECK(m2.head_len == m.head_len &&
-			      m2.nheaders == m.nheaders &&
-			      m2.body == m.body &&
+			      m2.nheaders == m.nheaders && m2.body == m.body &&
 			      m2.content_length == m.content_length &&
 			      m2.keep_alive == m.keep_alive);
 		else if (rc < 0 && rc != K_EAGAIN)
@@ -216,15 +216,15 @@ static void one(const char *b, size_t n, const struct k_h1_limits *lim,
 	if (rc <= 0)
 		return;
 	if (!resp) {
-		struct k_str tok = { b, (size_t)(rng() % 12) };
+		struct k_str tok = {b, (size_t)(rng() % 12)};
 		(void)k_h1_connection_has(&m, tok);
 	}
 	{
 		const char *body = b + rc;
 		size_t blen = n - (size_t)rc;
 		struct body_result whole = decode(&m, lim, body, blen, 0);
-		struct body_result split = decode(&m, lim, body, blen,
-						  1 + (size_t)(rng() % 17));
+		struct body_result split =
+			decode(&m, lim, body, blen, 1 + (size_t)(rng() % 17));
 		struct body_result bytes = decode(&m, lim, body, blen, 1);
 		CHECK(whole.rc == split.rc && whole.end == split.end &&
 		      whole.hash == split.hash &&
@@ -240,7 +240,7 @@ static void one(const char *b, size_t n, const struct k_h1_limits *lim,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct k_h1_limits lim = { 0, 0 };
+	struct k_h1_limits lim = {0, 0};
 	unsigned flags;
 	const char *b;
 	size_t n;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 
 #define RAW(s) s, sizeof(s) - 1
-#define NHDR 128
+#define NHDR   128
 
 static struct k_h1_header H[NHDR];
 static struct k_h1_msg M;
@@ -72,13 +72,15 @@ static void test_char_classes(void)
 			bad_f++;
 
 		/* request target: VCHAR except '#' */
-		n = snprintf(buf, sizeof(buf), "GET /a%cb HTTP/1.1\r\nHost: h\r\n\r\n", c);
+		n = snprintf(buf, sizeof(buf),
+			     "GET /a%cb HTTP/1.1\r\nHost: h\r\n\r\n", c);
 		rc = req_n(buf, (size_t)n);
 		if ((rc > 0) != (c > 0x20 && c < 0x7f && c != '#'))
 			bad_target++;
 
 		/* Host: reg-name characters */
-		n = snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: a%cb\r\n\r\n", c);
+		n = snprintf(buf, sizeof(buf),
+			     "GET / HTTP/1.1\r\nHost: a%cb\r\n\r\n", c);
 		rc = req_n(buf, (size_t)n);
 		if (c != '%' && (rc > 0) != ref_host(c))
 			bad_host++;
@@ -87,7 +89,7 @@ static void test_char_classes(void)
 		{
 			struct k_h1_body_dec d;
 			struct k_str data;
-			struct k_h1_msg m = { .body = K_H1_BODY_CHUNKED };
+			struct k_h1_msg m = {.body = K_H1_BODY_CHUNKED};
 			int ishex = (c >= '0' && c <= '9') ||
 				    (c >= 'a' && c <= 'f') ||
 				    (c >= 'A' && c <= 'F');
@@ -175,7 +177,8 @@ static void test_simple_get(void)
 
 static void test_target_forms(void)
 {
-	K_CHECK(req("GET http://Example.com:81/p?q HTTP/1.1\r\nHost: x\r\n\r\n") > 0);
+	K_CHECK(req("GET http://Example.com:81/p?q HTTP/1.1\r\nHost: "
+		    "x\r\n\r\n") > 0);
 	K_CHECK_INT_EQ(M.target_form, K_H1_TARGET_ABSOLUTE);
 	K_CHECK(str_is(M.authority, "Example.com:81"));
 	K_CHECK(str_is(M.path, "/p?q"));
@@ -186,11 +189,13 @@ static void test_target_forms(void)
 	K_CHECK(req("GET http://a?x HTTP/1.1\r\nHost: a\r\n\r\n") > 0);
 	K_CHECK(str_is(M.authority, "a"));
 	K_CHECK(str_is(M.path, "?x"));
-	K_CHECK(req("CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\n") > 0);
+	K_CHECK(req("CONNECT db.internal:5432 HTTP/1.1\r\nHost: "
+		    "db.internal:5432\r\n\r\n") > 0);
 	K_CHECK_INT_EQ(M.target_form, K_H1_TARGET_AUTHORITY);
 	K_CHECK(str_is(M.authority, "db.internal:5432"));
 	K_CHECK_INT_EQ(M.body, K_H1_BODY_NONE);
-	K_CHECK(req("CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: x\r\n\r\n") > 0);
+	K_CHECK(req("CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: x\r\n\r\n") >
+		0);
 	K_CHECK(req("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n") > 0);
 	K_CHECK_INT_EQ(M.target_form, K_H1_TARGET_ASTERISK);
 	K_CHECK(str_is(M.path, "*"));
@@ -200,23 +205,30 @@ static void test_target_forms(void)
 	K_CHECK(req("GET / HTTP/1.1\r\nHost: 10.0.0.7\r\n\r\n") > 0);
 	K_CHECK(req("GET / HTTP/1.1\r\nHost: [fe80::1]\r\n\r\n") > 0);
 	K_CHECK(req("GET / HTTP/1.1\r\nHost: a%2Db:65535\r\n\r\n") > 0);
-	K_CHECK(req("GET / HTTP/1.1\r\nHost:  svc.ns.svc.cluster.local  \r\n\r\n") > 0);
+	K_CHECK(req("GET / HTTP/1.1\r\nHost:  svc.ns.svc.cluster.local  "
+		    "\r\n\r\n") > 0);
 }
 
 static void test_request_framing(void)
 {
-	K_CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 42\r\n\r\n") > 0);
+	K_CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: "
+		    "42\r\n\r\n") > 0);
 	K_CHECK_INT_EQ(M.body, K_H1_BODY_LENGTH);
 	K_CHECK_INT_EQ(M.content_length, 42);
-	K_CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n") > 0);
+	K_CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n") >
+		0);
 	K_CHECK_INT_EQ(M.body, K_H1_BODY_NONE);
-	K_CHECK(req("POST / HTTP/1.1\r\nHost: a\r\ncontent-length:007\r\n\r\n") > 0);
+	K_CHECK(req("POST / HTTP/1.1\r\nHost: "
+		    "a\r\ncontent-length:007\r\n\r\n") > 0);
 	K_CHECK_INT_EQ(M.content_length, 7);
-	K_CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\n") > 0);
+	K_CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: "
+		    "9223372036854775807\r\n\r\n") > 0);
 	K_CHECK(M.content_length == UINT64_C(9223372036854775807));
-	K_CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n") > 0);
+	K_CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+		    "chunked\r\n\r\n") > 0);
 	K_CHECK_INT_EQ(M.body, K_H1_BODY_CHUNKED);
-	K_CHECK(req("POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding:  CHUNKED \r\n\r\n") > 0);
+	K_CHECK(req("POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding:  CHUNKED "
+		    "\r\n\r\n") > 0);
 	K_CHECK_INT_EQ(M.body, K_H1_BODY_CHUNKED);
 	K_CHECK(req("POST / HTTP/1.0\r\nContent-Length: 3\r\n\r\n") > 0);
 	K_CHECK_INT_EQ(M.body, K_H1_BODY_LENGTH);
@@ -226,6 +238,7 @@ static void test_request_framing(void)
 
 static void test_connection_flags(void)
 {
+	/* clang-format off */
 	static const struct {
 		const char *head;
 		int ka, upgrade, cont, other, trailers;
@@ -245,7 +258,7 @@ static void test_connection_flags(void)
 		{ "PUT / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", 0, 0, 0, 0, 0 },
 		{ "GET / HTTP/1.1\r\nHost: a\r\nTE: deflate, Trailers\r\n\r\n", 1, 0, 0, 0, 1 },
 		{ "GET / HTTP/1.1\r\nHost: a\r\nTE: trailersx\r\n\r\n", 1, 0, 0, 0, 0 },
-	};
+	}; /* clang-format on */
 
 	for (size_t i = 0; i < K_ARRAY_LEN(c); i++) {
 		int rc = req(c[i].head);
@@ -257,7 +270,8 @@ static void test_connection_flags(void)
 		K_CHECK_INT_EQ(M.has_te_trailers, c[i].trailers);
 	}
 
-	K_CHECK(req("GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Foo,  ,\tkeep-alive\r\n"
+	K_CHECK(req("GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Foo,  "
+		    ",\tkeep-alive\r\n"
 		    "Connection: x-bar\r\n\r\n") > 0);
 	K_CHECK(k_h1_connection_has(&M, K_STR_LIT("x-foo")));
 	K_CHECK(k_h1_connection_has(&M, K_STR_LIT("X-BAR")));
@@ -311,6 +325,7 @@ static int run_request(const char *raw, size_t len, const char **reason)
 #define RQ "POST / HTTP/1.1\r\nHost: a\r\n"
 #define CH RQ "Transfer-Encoding: chunked\r\n\r\n"
 
+/* clang-format off */
 static const struct bad smuggling[] = {
 	/* framing pairs */
 	{ RAW(RQ "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400, "Content-Length with Transfer-Encoding" },
@@ -417,6 +432,13 @@ static const struct bad smuggling[] = {
 	{ RAW(CH "5;a=\r\nhello\r\n0\r\n\r\n"), 400, "invalid chunk extension" },
 	{ RAW(CH "5;a=\"x\r\nhello\r\n0\r\n\r\n"), 400, "invalid chunk extension" },
 	{ RAW(CH "5;a\0\r\nhello\r\n0\r\n\r\n"), 400, "invalid chunk extension" },
+	{ RAW(CH "5;a=\"x\\\x01\"\r\nhello\r\n0\r\n\r\n"), 400, "invalid chunk extension" },
+	{ RAW(CH "5;a=\"x\"y\r\nhello\r\n0\r\n\r\n"), 400, "invalid chunk extension" },
+	{ RAW(CH "5;a=b c\r\nhello\r\n0\r\n\r\n"), 400, "invalid chunk extension" },
+	{ RAW(CH "5;a b\r\nhello\r\n0\r\n\r\n"), 400, "invalid chunk extension" },
+	{ RAW(CH "5;a=\"x\" \r\nhello\r\n0\r\n\r\n"), 400, "invalid chunk extension" },
+	{ RAW(CH "0\r\nX\x01: y\r\n\r\n"), 400, "invalid character in field name" },
+	{ RAW(CH "0\r\n\r\r"), 400, "bare CR" },
 	{ RAW(CH "5\r\nhelloX\r\n0\r\n\r\n"), 400, "bad chunk terminator" },
 	{ RAW(CH "5\r\nhello\n0\r\n\r\n"), 400, "bad chunk terminator" },
 	{ RAW(CH "5\r\nhello\rX0\r\n\r\n"), 400, "bad chunk terminator" },
@@ -430,6 +452,7 @@ static const struct bad smuggling[] = {
 	{ RAW(CH "0\r\n: y\r\n\r\n"), 400, "empty field name" },
 	{ RAW(CH "0\r\nX: y\r\r\n"), 400, "bare CR" },
 };
+/* clang-format on */
 
 static void test_smuggling(void)
 {
@@ -464,7 +487,8 @@ static void test_smuggling(void)
 	K_CHECK_INT_EQ(req("GET / HTTP/2.0\r\n\r\n"), K_ENOTSUP);
 	K_CHECK_INT_EQ(req("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), K_EINVAL);
 	/* the error offset points at the fault */
-	K_CHECK_INT_EQ(req("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01\r\n\r\n"), K_EINVAL);
+	K_CHECK_INT_EQ(req("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01\r\n\r\n"),
+		       K_EINVAL);
 	K_CHECK_INT_EQ(E.offset, 29);
 }
 
@@ -472,6 +496,7 @@ static void test_smuggling(void)
 
 static void test_responses(void)
 {
+	/* clang-format off */
 	static const struct {
 		const char *head;
 		unsigned flags;
@@ -502,7 +527,9 @@ static void test_responses(void)
 		{ "HTTP/1.1 200\r\nContent-Length: 1\r\n\r\n", 0, 200, K_H1_BODY_LENGTH, 1, 1 },
 		{ "HTTP/1.1 200 \r\nContent-Length: 1\r\n\r\n", 0, 200, K_H1_BODY_LENGTH, 1, 1 },
 		{ "HTTP/1.1 599 Caf\xc3\xa9\tOK\r\nContent-Length: 1\r\n\r\n", 0, 599, K_H1_BODY_LENGTH, 1, 1 },
-	};
+	}; /* clang-format on */
+
+	/* clang-format off */
 	static const struct {
 		const char *head;
 		int rc;
@@ -527,8 +554,10 @@ static void test_responses(void)
 		{ "HTTP/1.1 200 O\x01K\r\n\r\n", K_EINVAL, "invalid reason phrase" },
 		{ "HTTP/1.1 200 OK\nContent-Length: 1\r\n\r\n", K_EINVAL, "bare LF" },
 		{ "HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n", K_EINVAL, "bare CR" },
+		{ "HTTP/1.1 200 OK\r\r\n\r\n", K_EINVAL, "bare CR" },
+		{ "HTTP/1.1 200\tOK\r\n\r\n", K_EINVAL, "invalid status line" },
 		{ "HTTP/1.1 200 OK\r\nX:\r\n folded\r\n\r\n", K_EINVAL, "obsolete line folding" },
-	};
+	}; /* clang-format on */
 
 	for (size_t i = 0; i < K_ARRAY_LEN(ok); i++) {
 		int rc = resp_f(ok[i].head, ok[i].flags);
@@ -550,8 +579,10 @@ static void test_responses(void)
 	K_CHECK(resp_f("HTTP/1.1 404 Not Found\r\nServer: x\r\n\r\n", 0) > 0);
 	K_CHECK(str_is(M.reason, "Not Found"));
 	K_CHECK_INT_EQ(M.nheaders, 1);
-	K_CHECK(resp_f("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
-		       "Upgrade: websocket\r\n\r\n", 0) > 0);
+	K_CHECK(resp_f("HTTP/1.1 101 Switching Protocols\r\nConnection: "
+		       "Upgrade\r\n"
+		       "Upgrade: websocket\r\n\r\n",
+		       0) > 0);
 	K_CHECK(M.upgrade);
 	K_CHECK_INT_EQ(M.body, K_H1_BODY_NONE);
 	K_CHECK_INT_EQ(resp_f("HTTP/1.1 200 OK\r\n", 0), K_EAGAIN);
@@ -560,13 +591,14 @@ static void test_responses(void)
 
 	/* a 100 Continue and the final response in one buffer */
 	{
-		const char *s = "HTTP/1.1 100 Continue\r\n\r\n"
-				"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
+		const char *s =
+			"HTTP/1.1 100 Continue\r\n\r\n"
+			"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
 		int rc = resp_f(s, 0);
 		K_CHECK_INT_EQ(rc, 25);
 		K_CHECK_INT_EQ(M.status, 100);
-		rc = k_h1_parse_response(s + rc, strlen(s) - 25, 0, NULL, 0,
-					 &M, H, NHDR, &E);
+		rc = k_h1_parse_response(s + rc, strlen(s) - 25, 0, NULL, 0, &M,
+					 H, NHDR, &E);
 		K_CHECK(rc > 0);
 		K_CHECK_INT_EQ(M.status, 201);
 		K_CHECK_INT_EQ(M.body, K_H1_BODY_LENGTH);
@@ -621,10 +653,12 @@ struct body_case {
 	size_t end;	     /* where the body ends */
 };
 
+/* clang-format off */
 static const struct body_case bodies[] = {
 	{ RAW("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nGET"), K_H1_BODY_CHUNKED, 0, "hello world", 26 },
 	{ RAW("5;a=b;c\r\nhello\r\n0;x=\"q\\\"t\"\r\n\r\nGET"), K_H1_BODY_CHUNKED, 0, "hello", 30 },
 	{ RAW("5 ; a = b ;c\r\nhello\r\n0 ;e=\"\xc3\xa9\t\"\r\n\r\nG"), K_H1_BODY_CHUNKED, 0, "hello", 35 },
+	{ RAW("2;a=\"x\" ;b=\"y\";c=\"\\\\\\\t\"\r\nhi\r\n0\r\n\r\n"), K_H1_BODY_CHUNKED, 0, "hi", 34 },
 	{ RAW("3\r\nabc\r\n0\r\nX-T: 1\r\nY:\r\nZ: a b \r\n\r\nGET"), K_H1_BODY_CHUNKED, 0, "abc", 34 },
 	{ RAW("000A\r\n0123456789\r\n1\r\n\n\r\n00\r\n\r\nX"), K_H1_BODY_CHUNKED, 0, "0123456789\n", 30 },
 	{ RAW("1\r\n\r\r\n1\r\n\n\r\n0\r\n\r\n"), K_H1_BODY_CHUNKED, 0, "\r\n", 17 },
@@ -635,46 +669,41 @@ static const struct body_case bodies[] = {
 	{ RAW("5;a=\"\x01\"\r\nhello\r\n0\r\n\r\n"), K_H1_BODY_CHUNKED, 0, NULL, 0 },
 	{ RAW("fffffffffffffffff\r\n"), K_H1_BODY_CHUNKED, 0, NULL, 0 },
 };
+/* clang-format on */
 
 static void test_body_splits(void)
 {
-	static char out[256];
+	static char out[256], out0[256];
 	size_t cuts[300];
 
 	for (size_t i = 0; i < K_ARRAY_LEN(bodies); i++) {
 		const struct body_case *bc = &bodies[i];
-		struct k_h1_msg m = { .body = bc->kind, .content_length = bc->cl };
+		struct k_h1_msg m = {.body = bc->kind,
+				     .content_length = bc->cl};
 		struct k_h1_body_dec d;
 		const char *reason0 = NULL, *reason;
-		size_t outlen;
+		size_t outlen, outlen0;
 		long end0, end;
 		int mismatches = 0;
 
 		/* in one piece */
 		k_h1_body_init(&d, &m, NULL);
-		end0 = feed(&d, bc->raw, bc->len, NULL, 0, out, &outlen, &reason0);
+		end0 = feed(&d, bc->raw, bc->len, NULL, 0, out0, &outlen0,
+			    &reason0);
 		if (bc->payload) {
 			K_CHECK_INT_EQ(end0, bc->end);
-			K_CHECK_INT_EQ(outlen, strlen(bc->payload));
-			K_CHECK(memcmp(out, bc->payload, outlen) == 0);
+			K_CHECK_INT_EQ(outlen0, strlen(bc->payload));
+			K_CHECK(memcmp(out0, bc->payload, outlen0) == 0);
 			K_CHECK(d.done);
 		} else {
 			K_CHECK_INT_EQ(end0, -400);
 		}
-		/* split at every point */
-		for (size_t k = 0; k <= bc->len; k++) {
-			k_h1_body_init(&d, &m, NULL);
-			cuts[0] = k;
-			reason = NULL;
-			end = feed(&d, bc->raw, bc->len, cuts, 1, out, &outlen,
-				   &reason);
-			if (end != end0 || reason != reason0 ||
-			    (bc->payload &&
-			     (outlen != strlen(bc->payload) ||
-			      memcmp(out, bc->payload, outlen))))
-				mismatches++;
-		}
-		/* split at every pair of points */
+#define SAME()                                                                 \
+	(end == end0 && reason == reason0 && outlen == outlen0 &&              \
+	 memcmp(out, out0, outlen) == 0)
+		/* split at every point, and at every pair of points: the
+		 * payload (even before a fault), the end and the error must
+		 * not change */
 		for (size_t k = 0; k <= bc->len; k++) {
 			for (size_t l = k; l <= bc->len; l++) {
 				k_h1_body_init(&d, &m, NULL);
@@ -683,11 +712,7 @@ static void test_body_splits(void)
 				reason = NULL;
 				end = feed(&d, bc->raw, bc->len, cuts, 2, out,
 					   &outlen, &reason);
-				if (end != end0 || reason != reason0 ||
-				    (bc->payload &&
-				     (outlen != strlen(bc->payload) ||
-				      memcmp(out, bc->payload, outlen))))
-					mismatches++;
+				mismatches += !SAME();
 			}
 		}
 		/* byte at a time */
@@ -697,20 +722,33 @@ static void test_body_splits(void)
 		reason = NULL;
 		end = feed(&d, bc->raw, bc->len, cuts, bc->len, out, &outlen,
 			   &reason);
-		if (end != end0 || reason != reason0 ||
-		    (bc->payload && (outlen != strlen(bc->payload) ||
-				     memcmp(out, bc->payload, outlen))))
-			mismatches++;
+		mismatches += !SAME();
+#undef SAME
 		if (mismatches)
 			fprintf(stderr, "body case %zu: %d split mismatches\n",
 				i, mismatches);
 		K_CHECK_INT_EQ(mismatches, 0);
 	}
+	/* payload before a fault is delivered */
+	{
+		struct k_h1_msg m = {.body = K_H1_BODY_CHUNKED};
+		struct k_h1_body_dec d;
+		struct k_str data;
+		k_h1_body_init(&d, &m, NULL);
+		K_CHECK_INT_EQ(
+			k_h1_body_decode(&d, RAW("5\r\nhelloXX"), &data, &E),
+			8);
+		K_CHECK(str_is(data, "hello"));
+		K_CHECK_INT_EQ(k_h1_body_decode(&d, RAW("XX"), &data, &E),
+			       K_EINVAL);
+		K_CHECK_STR_EQ(E.reason, "bad chunk terminator");
+		K_CHECK_INT_EQ(E.offset, 0);
+	}
 }
 
 static void test_body_misc(void)
 {
-	struct k_h1_msg m = { 0 };
+	struct k_h1_msg m = {0};
 	struct k_h1_body_dec d;
 	struct k_str data;
 	char buf[K_H1_MAX_CHUNK_LINE + 64];
@@ -746,7 +784,8 @@ static void test_body_misc(void)
 	k_h1_body_init(&d, &m, NULL);
 	K_CHECK_INT_EQ(k_h1_body_decode(&d, "zz", 2, &data, &E), K_EINVAL);
 	K_CHECK_INT_EQ(E.status, 502);
-	K_CHECK_INT_EQ(k_h1_body_decode(&d, "0\r\n\r\n", 5, &data, &E), K_EINVAL);
+	K_CHECK_INT_EQ(k_h1_body_decode(&d, "0\r\n\r\n", 5, &data, &E),
+		       K_EINVAL);
 	m.status = 0;
 
 	/* the size line is bounded, extensions included */
@@ -767,7 +806,8 @@ static void test_body_misc(void)
 
 	/* trailer limits: count and bytes */
 	{
-		struct k_h1_limits lim = { .max_head_bytes = 64, .max_headers = 2 };
+		struct k_h1_limits lim = {.max_head_bytes = 64,
+					  .max_headers = 2};
 		const char *t2 = "0\r\nA: 1\r\nB: 2\r\n\r\n";
 		const char *t3 = "0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
 		k_h1_body_init(&d, &m, &lim);
@@ -792,14 +832,16 @@ static void test_body_misc(void)
 		memcpy(buf, "0\r\nX: ", 6);
 		memcpy(buf + 3 + 65 - 4, "\r\n\r\n", 4);
 		k_h1_body_init(&d, &m, &lim);
-		K_CHECK_INT_EQ(k_h1_body_decode(&d, buf, 68, &data, &E), K_ELIMIT);
+		K_CHECK_INT_EQ(k_h1_body_decode(&d, buf, 68, &data, &E),
+			       K_ELIMIT);
 		K_CHECK_INT_EQ(E.status, 431);
 		K_CHECK_STR_EQ(E.reason, "trailer section too large");
 	}
 
 	/* one payload span per call: the caller loops */
 	k_h1_body_init(&d, &m, NULL);
-	rc = k_h1_body_decode(&d, RAW("1\r\na\r\n1\r\nb\r\n0\r\n\r\n"), &data, &E);
+	rc = k_h1_body_decode(&d, RAW("1\r\na\r\n1\r\nb\r\n0\r\n\r\n"), &data,
+			      &E);
 	K_CHECK_INT_EQ(rc, 9);
 	K_CHECK(str_is(data, "a"));
 	/* empty input: nothing happens */
@@ -810,13 +852,15 @@ static void test_body_misc(void)
 
 static void test_pipelined(void)
 {
-	const char *s = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
-			"POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
-			"POST /3 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-			"3\r\nabc\r\n0\r\nT: x\r\n\r\n"
-			"\r\nGET /4 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
-	static const char *targets[] = { "/1", "/2", "/3", "/4" };
-	static const char *payloads[] = { "", "hello", "abc", "" };
+	const char *s =
+		"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
+		"POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+		"POST /3 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+		"chunked\r\n\r\n"
+		"3\r\nabc\r\n0\r\nT: x\r\n\r\n"
+		"\r\nGET /4 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+	static const char *targets[] = {"/1", "/2", "/3", "/4"};
+	static const char *payloads[] = {"", "hello", "abc", ""};
 	size_t len = strlen(s), pos = 0;
 	int n = 0;
 
@@ -833,7 +877,8 @@ static void test_pipelined(void)
 		k_h1_body_init(&d, &M, NULL);
 		while (!d.done) {
 			struct k_str data;
-			rc = k_h1_body_decode(&d, s + pos, len - pos, &data, &E);
+			rc = k_h1_body_decode(&d, s + pos, len - pos, &data,
+					      &E);
 			K_CHECK(rc > 0);
 			if (rc <= 0)
 				return;
@@ -854,18 +899,21 @@ static void test_pipelined(void)
 
 static int same_msg(const struct k_h1_msg *a, const struct k_h1_msg *b)
 {
-	if (!k_str_eq(a->method, b->method) || !k_str_eq(a->target, b->target) ||
+	if (!k_str_eq(a->method, b->method) ||
+	    !k_str_eq(a->target, b->target) ||
 	    a->target_form != b->target_form || a->status != b->status ||
 	    !k_str_eq(a->reason, b->reason) || a->minor != b->minor ||
 	    a->nheaders != b->nheaders || a->head_len != b->head_len ||
 	    a->body != b->body || a->content_length != b->content_length ||
 	    a->host_idx != b->host_idx || a->keep_alive != b->keep_alive ||
 	    a->expect_continue != b->expect_continue ||
-	    a->upgrade != b->upgrade || a->has_te_trailers != b->has_te_trailers)
+	    a->upgrade != b->upgrade ||
+	    a->has_te_trailers != b->has_te_trailers)
 		return 0;
 	return 1;
 }
 
+/* clang-format off */
 static const struct {
 	const char *raw;
 	size_t len;
@@ -890,6 +938,7 @@ static const struct {
 	{ RAW("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"), 1 },
 	{ RAW("HTTP/1.1 200 OK\n\r\n"), 1 },
 };
+/* clang-format on */
 
 static int parse_any(int resp, const char *b, size_t n, size_t prev,
 		     struct k_h1_msg *m, struct k_h1_header *h,
@@ -928,11 +977,12 @@ static void test_head_splits(void)
 			/* the rest arrives: continue with prev_len = k */
 			rc = parse_any(resp, b, n, k, &m, H, &e);
 			if (rc != rc0 || (rc > 0 && !same_msg(&m, &m0)) ||
-			    (rc < 0 && (e.status != e0.status ||
-					e.reason != e0.reason)))
+			    (rc < 0 &&
+			     (e.status != e0.status || e.reason != e0.reason)))
 				bad++;
 			if (bad == 1 && getenv("H1_DEBUG"))
-				fprintf(stderr, "case %zu k=%zu rc=%d rc0=%d %s|%s\n",
+				fprintf(stderr,
+					"case %zu k=%zu rc=%d rc0=%d %s|%s\n",
 					i, k, rc, rc0, e.reason, e0.reason);
 		}
 		/* byte at a time, as a slow client sends */
@@ -944,8 +994,8 @@ static void test_head_splits(void)
 				prev = k;
 			}
 			if (rc != rc0 || (rc > 0 && !same_msg(&m, &m0)) ||
-			    (rc < 0 && (e.status != e0.status ||
-					e.reason != e0.reason)))
+			    (rc < 0 &&
+			     (e.status != e0.status || e.reason != e0.reason)))
 				bad++;
 		}
 		if (bad)
@@ -974,42 +1024,54 @@ static size_t build_head(char *buf, size_t size, unsigned nfields)
 static void test_limits(void)
 {
 	static char buf[70000];
-	struct k_h1_limits lim = { .max_head_bytes = 1024, .max_headers = 10 };
+	struct k_h1_limits lim = {.max_head_bytes = 1024, .max_headers = 10};
 	size_t n;
 	int rc;
 
 	/* head bytes: exactly at the limit passes, one more is 431 */
 	n = build_head(buf, 1024, 1);
-	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, NHDR, &E), 1024);
+	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, NHDR, &E),
+		       1024);
 	n = build_head(buf, 1025, 1);
-	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, NHDR, &E), K_ELIMIT);
+	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, NHDR, &E),
+		       K_ELIMIT);
 	K_CHECK_INT_EQ(E.status, 431);
 	K_CHECK_STR_EQ(E.reason, "request head too large");
 	/* ... also while incomplete, as soon as the limit is reached */
-	K_CHECK_INT_EQ(k_h1_parse_request(buf, 1023, 0, &lim, &M, H, NHDR, &E), K_EAGAIN);
-	K_CHECK_INT_EQ(k_h1_parse_request(buf, 1024, 0, &lim, &M, H, NHDR, &E), K_ELIMIT);
-	K_CHECK_INT_EQ(k_h1_parse_request(buf, 1024, 1000, &lim, &M, H, NHDR, &E), K_ELIMIT);
+	K_CHECK_INT_EQ(k_h1_parse_request(buf, 1023, 0, &lim, &M, H, NHDR, &E),
+		       K_EAGAIN);
+	K_CHECK_INT_EQ(k_h1_parse_request(buf, 1024, 0, &lim, &M, H, NHDR, &E),
+		       K_ELIMIT);
+	K_CHECK_INT_EQ(
+		k_h1_parse_request(buf, 1024, 1000, &lim, &M, H, NHDR, &E),
+		K_ELIMIT);
 
 	/* field count: 10 fields pass (pad counts), 11 is 431 */
 	n = build_head(buf, 400, 9);
-	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, NHDR, &E), 400);
+	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, NHDR, &E),
+		       400);
 	K_CHECK_INT_EQ(M.nheaders, 10);
 	n = build_head(buf, 400, 10);
-	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, NHDR, &E), K_ELIMIT);
+	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, NHDR, &E),
+		       K_ELIMIT);
 	K_CHECK_INT_EQ(E.status, 431);
 	K_CHECK_STR_EQ(E.reason, "too many header fields");
 	/* a smaller array lowers the limit */
 	n = build_head(buf, 400, 9);
-	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, 5, &E), K_ELIMIT);
+	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, 5, &E),
+		       K_ELIMIT);
 	/* responses: 502 */
 	n = (size_t)sprintf(buf, "HTTP/1.1 200 OK\r\n");
 	for (int i = 0; i < 11; i++)
 		n += (size_t)sprintf(buf + n, "X: %d\r\n", i);
 	n += (size_t)sprintf(buf + n, "\r\n");
-	K_CHECK_INT_EQ(k_h1_parse_response(buf, n, 0, &lim, 0, &M, H, NHDR, &E), K_ELIMIT);
+	K_CHECK_INT_EQ(k_h1_parse_response(buf, n, 0, &lim, 0, &M, H, NHDR, &E),
+		       K_ELIMIT);
 	K_CHECK_INT_EQ(E.status, 502);
 	memset(buf + 17, 'x', 2000);
-	K_CHECK_INT_EQ(k_h1_parse_response(buf, 2017, 0, &lim, 0, &M, H, NHDR, &E), K_ELIMIT);
+	K_CHECK_INT_EQ(
+		k_h1_parse_response(buf, 2017, 0, &lim, 0, &M, H, NHDR, &E),
+		K_ELIMIT);
 	K_CHECK_INT_EQ(E.status, 502);
 
 	/* a request line longer than the limit is 431 and the bytes past
@@ -1017,13 +1079,17 @@ static void test_limits(void)
 	memcpy(buf, "GET /", 5);
 	memset(buf + 5, 'a', sizeof(buf) - 5);
 	buf[2000] = '\0';
-	K_CHECK_INT_EQ(k_h1_parse_request(buf, sizeof(buf), 0, &lim, &M, H, NHDR, &E), K_ELIMIT);
+	K_CHECK_INT_EQ(
+		k_h1_parse_request(buf, sizeof(buf), 0, &lim, &M, H, NHDR, &E),
+		K_ELIMIT);
 	K_CHECK_INT_EQ(E.status, 431);
 	K_CHECK_STR_EQ(E.reason, "request line too long");
 	/* the default limit (60 KiB) likewise */
 	buf[2000] = 'a';
 	buf[K_H1_DEFAULT_MAX_HEAD_BYTES + 10] = '\0';
-	K_CHECK_INT_EQ(k_h1_parse_request(buf, sizeof(buf), 0, NULL, &M, H, NHDR, &E), K_ELIMIT);
+	K_CHECK_INT_EQ(
+		k_h1_parse_request(buf, sizeof(buf), 0, NULL, &M, H, NHDR, &E),
+		K_ELIMIT);
 	K_CHECK_STR_EQ(E.reason, "request line too long");
 
 	/* streamed byte by byte: the long line is refused at the limit ... */
@@ -1031,8 +1097,8 @@ static void test_limits(void)
 		size_t k, prev = 0;
 		rc = K_EAGAIN;
 		for (k = 1; k <= sizeof(buf) && rc == K_EAGAIN; k++) {
-			rc = k_h1_parse_request(buf, k, prev, NULL, &M, H,
-						NHDR, &E);
+			rc = k_h1_parse_request(buf, k, prev, NULL, &M, H, NHDR,
+						&E);
 			prev = k;
 		}
 		K_CHECK_INT_EQ(rc, K_ELIMIT);
@@ -1059,8 +1125,8 @@ static void test_limits(void)
 		size_t k, prev = 0;
 		rc = K_EAGAIN;
 		for (k = 1; k <= 1006 && rc == K_EAGAIN; k++) {
-			rc = k_h1_parse_request(buf, k, prev, NULL, &M, H,
-						NHDR, &E);
+			rc = k_h1_parse_request(buf, k, prev, NULL, &M, H, NHDR,
+						&E);
 			prev = k;
 		}
 		K_CHECK_INT_EQ(rc, K_EINVAL);
@@ -1073,8 +1139,8 @@ static void test_limits(void)
 		n = build_head(buf, K_H1_DEFAULT_MAX_HEAD_BYTES, 50);
 		rc = K_EAGAIN;
 		for (k = 1; k <= n && rc == K_EAGAIN; k++) {
-			rc = k_h1_parse_request(buf, k, prev, NULL, &M, H,
-						NHDR, &E);
+			rc = k_h1_parse_request(buf, k, prev, NULL, &M, H, NHDR,
+						&E);
 			prev = k;
 		}
 		K_CHECK_INT_EQ(rc, (int)n);
@@ -1103,11 +1169,11 @@ static void test_helpers(void)
 	K_CHECK_STR_EQ(k_h1_reason(999), "");
 	{
 		static const int codes[] = {
-			100, 101, 200, 201, 202, 203, 204, 205, 206, 300, 301,
-			302, 303, 304, 305, 307, 308, 400, 401, 402, 403, 404,
-			405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415,
-			416, 417, 421, 422, 425, 426, 428, 429, 431, 451, 500,
-			501, 502, 503, 504, 505,
+			100, 101, 200, 201, 202, 203, 204, 205, 206, 300,
+			301, 302, 303, 304, 305, 307, 308, 400, 401, 402,
+			403, 404, 405, 406, 407, 408, 409, 410, 411, 412,
+			413, 414, 415, 416, 417, 421, 422, 425, 426, 428,
+			429, 431, 451, 500, 501, 502, 503, 504, 505,
 		};
 		int missing = 0;
 		for (size_t i = 0; i < K_ARRAY_LEN(codes); i++)

@@ -206,7 +206,7 @@ static void test_flags(void)
 	kp_response_flags_str(KP_RF_NC | KP_RF_UH | KP_RF_DC | KP_RF_UT, buf,
 			      sizeof(buf));
 	K_CHECK_STR_EQ(buf, "UH,UT,DC,NC");
-	kp_response_flags_str(KP_RF_FA | KP_RF_FI, buf, sizeof(buf));
+	kp_response_flags_str(KP_RF_DI | KP_RF_FI, buf, sizeof(buf));
 	K_CHECK_STR_EQ(buf, "DI,FI");
 	kp_response_flags_str(0xfffff, buf, sizeof(buf));
 	K_CHECK_STR_EQ(buf, "UH,UT,LR,UR,UF,UC,UO,NR,DI,FI,RL,UAEX,DC,URX,SI,"
