@@ -116,17 +116,23 @@ struct k_h1_error {
 };
 
 /* Parse a request head from buf[0..len).
- *   lim:      NULL means the K_H1_DEFAULT_* limits.
+ *   lim:      NULL means the K_H1_DEFAULT_* limits (so does a 0 field).
  *   prev_len: bytes of this same buffer already passed in an earlier call
  *             that returned K_EAGAIN (0 the first time); lets a slow client
- *             that sends one byte at a time cost O(n), not O(n^2).
+ *             that sends one byte at a time cost O(n), not O(n^2). Such a
+ *             call checks the new bytes (CTLs, bare CR/LF) at once and the
+ *             whole structure when the head ends, reaches the limit or
+ *             grows past a power of two; the final result is the same as
+ *             for the head in one piece.
  *   hdrs/hdrs_cap: storage for the fields; hdrs_cap >= lim->max_headers
  *             (a smaller array lowers the field limit to hdrs_cap).
  * Empty lines (CRLF) before the request line are skipped (RFC 9112 §2.2)
  * and counted in head_len. Fragments ('#') in the target are rejected, as
  * Envoy does. A Host value must be uri-host[:port] with a 1-5 digit port;
  * ',' is refused in it although RFC 3986 allows it in reg-name, since it
- * can only be a list smuggled into one field.
+ * can only be a list smuggled into one field. A CONNECT request with
+ * Content-Length > 0 or Transfer-Encoding is refused (400): what follows its
+ * head is the tunnel.
  * Returns msg->head_len (> 0) on success, with the body framing decided.
  * K_EAGAIN: the head is incomplete and still within limits; call again with
  *   more bytes (same start).
@@ -187,9 +193,10 @@ void k_h1_body_init(struct k_h1_body_dec *d, const struct k_h1_msg *msg,
  * the faulty byte's index in this call's `in`. Payload that precedes a
  * fault in the same input is returned first (success, consumed up to the
  * fault) and the error comes on the next call, so payload and error do not
- * depend on how the input was split. A call consumes
- * at least one byte whenever len > 0 and the body is not done, so a caller
- * loop always progresses. Chunk extensions are checked and dropped. */
+ * depend on how the input was split. A call consumes at least one byte
+ * whenever len > 0 and the body is not done, so a caller loop always
+ * progresses, and at most INT_MAX bytes. Chunk extensions are checked
+ * (token or quoted-string values, BWS around ';' and '=') and dropped. */
 int k_h1_body_decode(struct k_h1_body_dec *d, const char *in, size_t len,
 		     struct k_str *data, struct k_h1_error *err);
 

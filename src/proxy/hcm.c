@@ -136,10 +136,6 @@ static void stream_release_upstream(struct kp_stream *s, int reusable)
 {
 	if (s->u) {
 		struct kp_uconn *u = s->u;
-		if (u->reading) {
-			uv_read_stop((uv_stream_t *)&u->tcp);
-			u->reading = 0;
-		}
 		s->u = NULL;
 		kp_stat_dec(s->dc->w->stats, CS(s, upstream_rq_active));
 		kp_upstream_release(u, reusable);
@@ -245,7 +241,9 @@ static void local_reply(struct kp_stream *s, int status, uint32_t flags, const c
 	s->si.response_code = status;
 	if (detail)
 		s->si.details = k_arena_strndup(&s->arena, detail, strlen(detail));
-	if (!s->req_done || dc->w->draining)
+	/* After a protocol error the byte stream can't be trusted; after an
+	 * unread body or while draining the connection can't continue. */
+	if (!s->req_done || dc->w->draining || (flags & KP_RF_DPE))
 		dc->want_close = 1;
 	size_t blen = body ? strlen(body) : 0;
 	size_t dlen = detail ? strlen(detail) : 0;
@@ -489,6 +487,7 @@ static void route_request(struct kp_stream *s)
 		break;
 	}
 	case K_H1_TARGET_AUTHORITY:
+		dc->want_close = 1; /* a CONNECT client may already be sending tunnel bytes */
 		local_reply(s, 501, 0, "CONNECT is not enabled on this listener\n",
 			    "CONNECT is not enabled on this listener (no upgrade_configs for CONNECT)");
 		return;
@@ -716,11 +715,9 @@ static void pump_request(struct kp_stream *s)
 
 /* ------------------------------------------------------- response side */
 
-static void up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+void kp_stream_upstream_alloc(struct kp_stream *s, struct kp_uconn *u, uv_buf_t *buf)
 {
-	struct kp_uconn *u = h->data;
-	struct kp_stream *s = u->stream;
-	uint32_t want = s && !s->resp_head_done ? s->dc->hcm->limits.max_head_bytes + 1 : KP_BUF_SIZE;
+	uint32_t want = !s->resp_head_done ? s->dc->hcm->limits.max_head_bytes + 1 : KP_BUF_SIZE;
 	int room = kp_rbuf_make_room(&u->cl->w->bufs, &u->in, want);
 	if (room <= 0) {
 		buf->base = NULL;
@@ -743,6 +740,8 @@ static void up_failed_before_headers(struct kp_stream *s, const char *why)
 		s->retried = 1;
 		s->up_head_sent = 0;
 		s->req_sent = 0;
+		s->up_eof = 0;
+		s->resp_seen = 0;
 		stream_release_upstream(s, 0);
 		kp_upstream_acquire(s->cl, &s->pending);
 		return;
@@ -755,15 +754,10 @@ static void up_failed_before_headers(struct kp_stream *s, const char *why)
 		    detail);
 }
 
-static void up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+void kp_stream_upstream_read(struct kp_stream *s, struct kp_uconn *u, ssize_t n)
 {
-	struct kp_uconn *u = st->data;
-	struct kp_stream *s = u->stream;
-	if (!s || n == 0)
-		return;
 	if (n == UV_ENOBUFS) {
-		uv_read_stop(st);
-		u->reading = 0;
+		kp_uconn_set_reading(u, 0);
 		return;
 	}
 	if (n > 0) {
@@ -774,8 +768,7 @@ static void up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	/* EOF or error from upstream. */
-	uv_read_stop(st);
-	u->reading = 0;
+	kp_uconn_set_reading(u, 0);
 	s->up_eof = 1;
 	if (!s->resp_head_done) {
 		up_failed_before_headers(s, n == UV_EOF ? "closed the connection" : "reset the connection");
@@ -797,17 +790,8 @@ static void up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 
 static void up_update_reading(struct kp_stream *s)
 {
-	struct kp_uconn *u = s->u;
-	if (!u)
-		return;
-	int want = !s->down_wq.busy && !s->up_eof && !s->resp_done && !s->finished;
-	if (want && !u->reading) {
-		if (uv_read_start((uv_stream_t *)&u->tcp, up_alloc, up_read) == 0)
-			u->reading = 1;
-	} else if (!want && u->reading) {
-		uv_read_stop((uv_stream_t *)&u->tcp);
-		u->reading = 0;
-	}
+	if (s->u)
+		kp_uconn_set_reading(s->u, !s->down_wq.busy && !s->up_eof && !s->finished);
 }
 
 void kp_stream_upstream_ready(struct kp_stream *s, struct kp_uconn *u)

@@ -170,6 +170,7 @@ static void connect_cb(uv_connect_t *req, int status)
 	}
 	uv_tcp_nodelay(&u->tcp, 1);
 	u->state = KP_U_BUSY;
+	kp_uconn_set_reading(u, 1);
 	kp_stream_upstream_ready(s, u);
 }
 
@@ -227,7 +228,6 @@ void kp_upstream_acquire(struct kp_cluster_rt *cl, struct kp_pending *p)
 		/* Most recently used first: its TCP state is warmest. */
 		struct kp_uconn *u = k_list_entry(h->idle.prev, struct kp_uconn, link);
 		k_list_del(&u->link);
-		uv_read_stop((uv_stream_t *)&u->tcp);
 		uv_timer_stop(&u->timer);
 		u->state = KP_U_BUSY;
 		u->stream = s;
@@ -262,22 +262,45 @@ void kp_upstream_cancel(struct kp_cluster_rt *cl, struct kp_pending *p)
 	}
 }
 
-static void idle_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void u_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	static char sink[64]; /* any byte on an idle connection is an error */
+	struct kp_uconn *u = h->data;
+	if (u->state == KP_U_BUSY && u->stream) {
+		kp_stream_upstream_alloc(u->stream, u, buf);
+		return;
+	}
+	/* Idle: any byte is an error, so don't spend a pooled buffer on it. */
+	static char sink[64];
 	buf->base = sink;
 	buf->len = sizeof(sink);
 }
 
-static void idle_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+static void u_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
 	struct kp_uconn *u = st->data;
 	if (n == 0)
+		return;
+	if (u->state == KP_U_BUSY && u->stream) {
+		kp_stream_upstream_read(u->stream, u, n);
+		return;
+	}
+	if (u->state != KP_U_IDLE)
 		return;
 	/* EOF, error, or unsolicited bytes: the server is done with it. */
 	k_list_del(&u->link);
 	kp_stat_inc(u->cl->w->stats, CL_STAT(u->cl, upstream_cx_destroy_remote));
 	uconn_close(u);
+}
+
+void kp_uconn_set_reading(struct kp_uconn *u, int on)
+{
+	if (on && !u->reading) {
+		if (uv_read_start((uv_stream_t *)&u->tcp, u_alloc, u_read) == 0)
+			u->reading = 1;
+	} else if (!on && u->reading) {
+		uv_read_stop((uv_stream_t *)&u->tcp);
+		u->reading = 0;
+	}
 }
 
 static void idle_timeout_cb(uv_timer_t *t)
@@ -321,7 +344,7 @@ void kp_upstream_release(struct kp_uconn *u, int reusable)
 	}
 	u->state = KP_U_IDLE;
 	k_list_add_tail(&u->host->idle, &u->link);
-	uv_read_start((uv_stream_t *)&u->tcp, idle_alloc_cb, idle_read_cb);
+	kp_uconn_set_reading(u, 1); /* watches for the server closing it */
 	if (cl->cfg->idle_timeout_ms)
 		uv_timer_start(&u->timer, idle_timeout_cb, cl->cfg->idle_timeout_ms, 0);
 }

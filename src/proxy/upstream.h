@@ -54,7 +54,7 @@ struct kp_uconn {
 	struct kp_rbuf in;
 	uint32_t requests; /* served on this connection */
 	unsigned reused : 1;
-	unsigned reading : 1; /* uv_read_start is in effect for the stream */
+	unsigned reading : 1; /* uv_read_start is in effect */
 };
 
 /* Called back by the pool when a stream's request gets a connection or
@@ -64,6 +64,14 @@ void kp_stream_upstream_ready(struct kp_stream *s, struct kp_uconn *u);
  * valid until return). */
 void kp_stream_upstream_failed(struct kp_stream *s, const struct kp_endpoint *ep,
 			       uint32_t flags, int status, const char *detail);
+
+/* The upstream connection's bytes, delivered to its stream (hcm.c). A
+ * connection keeps one read callback for its life (toggling reads costs
+ * epoll_ctl calls per request); these are what it calls while BUSY. */
+void kp_stream_upstream_alloc(struct kp_stream *s, struct kp_uconn *u, uv_buf_t *buf);
+void kp_stream_upstream_read(struct kp_stream *s, struct kp_uconn *u, ssize_t n);
+/* Pause or resume reads (backpressure); idempotent. */
+void kp_uconn_set_reading(struct kp_uconn *u, int on);
 
 /* Set up cl for cfg on worker w. Returns 0 or K_ENOMEM. */
 int kp_cluster_rt_init(struct kp_cluster_rt *cl, struct kp_worker *w,
