@@ -19,6 +19,10 @@
 #define LS(dc, f) ((dc)->lcfg->stats + (f))
 #define CS(s, f) ((s)->cl->cfg->stats + (f))
 #define ARENA_LIMIT (1u << 20)
+/* The loop's cached clock (updated once per loop iteration, ms resolution):
+ * timeouts and log durations are in ms, and reading the clock per event
+ * showed in profiles. */
+#define NOW(w) ((uint64_t)uv_now(&(w)->loop) * 1000000ull)
 #define LINGER_MS 2000
 
 static const char CRLF[] = "\r\n";
@@ -99,8 +103,9 @@ static struct kp_stream *stream_new(struct kp_dconn *dc)
 	s->dc = dc;
 	s->pending.stream = s;
 	k_list_init(&s->pending.link);
-	s->start_ns = kp_now_ns();
-	clock_gettime(CLOCK_REALTIME, &s->si.start_real);
+	s->start_ns = NOW(w);
+	if (dc->hcm->n_access_logs)
+		clock_gettime(CLOCK_REALTIME, &s->si.start_real);
 	s->si.start_ns = s->start_ns;
 	s->si.downstream_remote = dc->remote;
 	s->si.downstream_local = dc->local;
@@ -153,7 +158,7 @@ static void stream_finish(struct kp_stream *s)
 	if (s->finished)
 		return;
 	s->finished = 1;
-	s->si.end_ns = kp_now_ns();
+	s->si.end_ns = NOW(w);
 	int reusable = s->resp_head_done && s->resp.keep_alive && s->req_sent && s->resp_done &&
 		       !s->local_reply && s->resp.body != K_H1_BODY_CLOSE;
 	if (s->u && s->resp_done && !s->local_reply)
@@ -176,7 +181,7 @@ static void stream_finish(struct kp_stream *s)
 		dc_close_graceful(dc);
 		return;
 	}
-	dc->last_activity_ns = kp_now_ns();
+	dc->last_activity_ns = NOW(w);
 	dc_next_request(dc);
 	if (dc->closing || dc->lingering)
 		return;
@@ -215,7 +220,7 @@ static void down_write_cb(uv_write_t *req, int status)
 		stream_abort(s, KP_RF_DC);
 		return;
 	}
-	s->dc->last_activity_ns = kp_now_ns();
+	s->dc->last_activity_ns = NOW(s->dc->w);
 	if (s->resp_done) {
 		stream_finish(s);
 		return;
@@ -313,14 +318,44 @@ static char *put(char *p, const char *s, size_t n)
 }
 #define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
 
+/* Decimal without printf: heads are built per request. */
+static char *put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	int n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+static char *put_hex(char *p, uint64_t v, int digits)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (int i = digits - 1; i >= 0; i--)
+		*p++ = hex[(v >> (4 * i)) & 0xf];
+	return p;
+}
+
 static void gen_request_id(struct kp_worker *w, char out[37])
 {
 	uint64_t a = kp_worker_rand(w), b = kp_worker_rand(w);
 	a = (a & ~0xf000ull) | 0x4000ull;	      /* version 4 */
 	b = (b & ~(3ull << 62)) | (2ull << 62); /* RFC 4122 variant */
-	snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(a >> 32),
-		 (unsigned)((a >> 16) & 0xffff), (unsigned)(a & 0xffff), (unsigned)(b >> 48),
-		 (unsigned long long)(b & 0xffffffffffffull));
+	char *p = out;
+	p = put_hex(p, a >> 32, 8);
+	*p++ = '-';
+	p = put_hex(p, a >> 16, 4);
+	*p++ = '-';
+	p = put_hex(p, a, 4);
+	*p++ = '-';
+	p = put_hex(p, b >> 48, 4);
+	*p++ = '-';
+	p = put_hex(p, b, 12);
+	*p = '\0';
 }
 
 /* Address without port: "127.0.0.1:5000" -> "127.0.0.1", "[::1]:5" -> "::1". */
@@ -435,7 +470,9 @@ static int build_upstream_head(struct kp_stream *s, int absolute_form)
 	if (r->body == K_H1_BODY_CHUNKED) {
 		p = PUT_LIT(p, "transfer-encoding: chunked\r\n");
 	} else if (r->body == K_H1_BODY_LENGTH || has_cl) {
-		p += sprintf(p, "content-length: %llu\r\n", (unsigned long long)r->content_length);
+		p = PUT_LIT(p, "content-length: ");
+		p = put_u64(p, r->content_length);
+		p = PUT_LIT(p, "\r\n");
 	}
 	p = PUT_LIT(p, "\r\n");
 	s->up_head = head;
@@ -535,7 +572,7 @@ static void route_request(struct kp_stream *s)
 		return;
 	}
 	if (s->req_done && rt->timeout_ms)
-		s->route_deadline_ns = kp_now_ns() + rt->timeout_ms * 1000000ull;
+		s->route_deadline_ns = NOW(w) + rt->timeout_ms * 1000000ull;
 	dc_arm_timer(dc);
 	kp_upstream_acquire(s->cl, &s->pending);
 }
@@ -597,6 +634,7 @@ static void dc_next_request(struct kp_dconn *dc)
 				    w->hdr_scratch_cap, &err);
 	if (rc == K_EAGAIN) {
 		dc->head_seen = len;
+		dc_arm_timer(dc); /* a partial head runs on the header/idle clock */
 		return;
 	}
 	dc->head_seen = 0;
@@ -690,7 +728,7 @@ static void pump_request(struct kp_stream *s)
 			if (chunked)
 				wq->iov[niov++] = uv_buf_init((char *)LAST_CHUNK, sizeof(LAST_CHUNK) - 1);
 			if (s->route && s->route->timeout_ms)
-				s->route_deadline_ns = kp_now_ns() + s->route->timeout_ms * 1000000ull;
+				s->route_deadline_ns = NOW(dc->w) + s->route->timeout_ms * 1000000ull;
 			dc_arm_timer(dc);
 		}
 		if (niov == 0)
@@ -762,7 +800,7 @@ void kp_stream_upstream_read(struct kp_stream *s, struct kp_uconn *u, ssize_t n)
 	}
 	if (n > 0) {
 		u->in.end += (uint32_t)n;
-		s->dc->last_activity_ns = kp_now_ns();
+		s->dc->last_activity_ns = NOW(s->dc->w);
 		kp_stat_add(s->dc->w->stats, CS(s, upstream_cx_rx_bytes_total), (uint64_t)n);
 		process_response(s);
 		return;
@@ -800,7 +838,7 @@ void kp_stream_upstream_ready(struct kp_stream *s, struct kp_uconn *u)
 	s->u = u;
 	u->tcp.data = u;
 	s->si.upstream_host = u->host->ep->name;
-	s->si.upstream_start_ns = kp_now_ns();
+	s->si.upstream_start_ns = NOW(w);
 	kp_stat_inc(w->stats, CS(s, upstream_rq_total));
 	kp_stat_inc(w->stats, CS(s, upstream_rq_active));
 	up_update_reading(s);
@@ -831,7 +869,9 @@ static int build_downstream_head(struct kp_stream *s)
 		return K_ENOMEM;
 	char *p = head;
 	const char *reason = k_h1_reason(r->status);
-	p += sprintf(p, "HTTP/1.1 %03d ", r->status);
+	p = PUT_LIT(p, "HTTP/1.1 ");
+	p = put_u64(p, (uint64_t)r->status);
+	*p++ = ' ';
 	if (*reason)
 		p = put(p, reason, strlen(reason));
 	else
@@ -869,7 +909,9 @@ copy:
 		break;
 	case K_H1_BODY_LENGTH:
 		s->down_framing = KP_OUT_LENGTH;
-		p += sprintf(p, "content-length: %llu\r\n", (unsigned long long)r->content_length);
+		p = PUT_LIT(p, "content-length: ");
+		p = put_u64(p, r->content_length);
+		p = PUT_LIT(p, "\r\n");
 		break;
 	case K_H1_BODY_CHUNKED:
 	case K_H1_BODY_CLOSE:
@@ -888,8 +930,9 @@ copy:
 		p = put(p, hcm->server_name, strlen(hcm->server_name));
 		p = PUT_LIT(p, "\r\n");
 	}
-	p += sprintf(p, "x-envoy-upstream-service-time: %llu\r\n",
-		     (unsigned long long)((s->si.upstream_headers_ns - s->si.upstream_start_ns) / 1000000));
+	p = PUT_LIT(p, "x-envoy-upstream-service-time: ");
+	p = put_u64(p, (s->si.upstream_headers_ns - s->si.upstream_start_ns) / 1000000);
+	p = PUT_LIT(p, "\r\n");
 	if (hcm->always_set_request_id_in_response && s->si.request_id.len && s->si.request_id.len < 64) {
 		p = PUT_LIT(p, "x-request-id: ");
 		p = put(p, s->si.request_id.p, s->si.request_id.len);
@@ -941,7 +984,7 @@ static void process_response(struct kp_stream *s)
 			continue;
 		}
 		s->resp_head_done = 1;
-		s->si.upstream_headers_ns = kp_now_ns();
+		s->si.upstream_headers_ns = NOW(w);
 		count_status(w->stats, CS(s, upstream_rq_1xx), s->resp.status);
 		k_h1_body_init(&s->resp_body, &s->resp, &dc->hcm->limits);
 		int brc = build_downstream_head(s); /* spans still point into u->in */
@@ -1000,8 +1043,13 @@ static void pump_response(struct kp_stream *s)
 			if (chunked)
 				wq->iov[niov++] = uv_buf_init((char *)LAST_CHUNK, sizeof(LAST_CHUNK) - 1);
 		}
-		if (niov == 0)
+		if (niov == 0) {
+			if (s->resp_done) {
+				stream_finish(s); /* a close-delimited body ended with no new bytes */
+				return;
+			}
 			break;
+		}
 		uint64_t written = 0;
 		int rc = write_iov((uv_stream_t *)&dc->tcp, wq, wq->iov, niov, down_write_cb, &written);
 		kp_stat_add(dc->w->stats, HS(dc, downstream_cx_tx_bytes_total), written);
@@ -1055,7 +1103,7 @@ static void dc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	if (n > 0) {
-		dc->last_activity_ns = kp_now_ns();
+		dc->last_activity_ns = NOW(dc->w);
 		kp_stat_add(dc->w->stats, HS(dc, downstream_cx_rx_bytes_total), (uint64_t)n);
 		if (dc->lingering) {
 			kp_rbuf_release(&dc->w->bufs, &dc->in);
@@ -1158,7 +1206,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
 	 * linger time passes) so unread input doesn't turn our close into a
 	 * RST that destroys the response in flight. */
 	dc->lingering = 1;
-	dc->last_activity_ns = kp_now_ns();
+	dc->last_activity_ns = NOW(dc->w);
 	kp_rbuf_release(&dc->w->bufs, &dc->in);
 	if (!dc->reading && uv_read_start((uv_stream_t *)&dc->tcp, dc_alloc, dc_read) == 0)
 		dc->reading = 1;
@@ -1227,17 +1275,20 @@ static uint64_t dc_deadline(struct kp_dconn *dc, enum dl_kind *why)
 
 static void dc_timer_cb(uv_timer_t *t);
 
+/* Deadlines move on every request, but re-arming a libuv timer costs a
+ * heap operation; so the timer is only moved earlier. When it fires early
+ * the callback finds the real deadline and re-arms. */
 static void dc_arm_timer(struct kp_dconn *dc)
 {
 	if (dc->closing)
 		return;
 	enum dl_kind why;
-	uint64_t dl = dc_deadline(dc, &why), now = kp_now_ns();
-	if (!dl) {
-		uv_timer_stop(&dc->timer);
+	uint64_t dl = dc_deadline(dc, &why);
+	if (!dl || (dc->timer_due_ns && dc->timer_due_ns <= dl))
 		return;
-	}
+	uint64_t now = NOW(dc->w);
 	uint64_t ms = dl > now ? (dl - now + 999999) / 1000000 : 0;
+	dc->timer_due_ns = now + ms * 1000000ull;
 	uv_timer_start(&dc->timer, dc_timer_cb, ms, 0);
 }
 
@@ -1246,10 +1297,11 @@ static void dc_timer_cb(uv_timer_t *t)
 	struct kp_dconn *dc = t->data;
 	struct kp_worker *w = dc->w;
 	enum dl_kind why;
+	dc->timer_due_ns = 0;
 	uint64_t dl = dc_deadline(dc, &why);
 	if (!dl)
 		return;
-	if (dl > kp_now_ns()) {
+	if (dl > NOW(w)) {
 		dc_arm_timer(dc); /* activity moved the deadline */
 		return;
 	}
@@ -1339,7 +1391,7 @@ void kp_hcm_on_accept(uv_stream_t *server, int status)
 		kp_sockaddr_str((struct sockaddr *)&ss, dc->local, sizeof(dc->local));
 	k_list_add_tail(&w->conns, &dc->link);
 	__atomic_add_fetch(&w->n_conns, 1, __ATOMIC_RELAXED);
-	dc->conn_start_ns = dc->last_activity_ns = kp_now_ns();
+	dc->conn_start_ns = dc->last_activity_ns = NOW(w);
 	kp_stat_inc(w->stats, LS(dc, listener_downstream_cx_total));
 	kp_stat_inc(w->stats, LS(dc, listener_downstream_cx_active));
 	kp_stat_inc(w->stats, HS(dc, downstream_cx_total));

@@ -52,6 +52,7 @@ struct kp_dconn {
 	uint32_t n_requests;
 	uint64_t last_activity_ns;
 	uint64_t conn_start_ns;
+	uint64_t timer_due_ns; /* when dc->timer fires; 0: not armed */
 	char remote[64], local[64];
 	struct kp_wq out; /* writes of local replies and 100-continue */
 	unsigned reading : 1;

@@ -360,3 +360,70 @@ def test_access_log_default_format(procs):
     assert m.group(5) == f"{LOOPBACK}:{p.port}"  # authority
     assert m.group(6) == f"{LOOPBACK}:{s.port}"  # upstream host
     assert len(access_log_lines(p, "/logged/path")) == 1
+
+
+def test_absolute_form_request_is_routed_by_its_authority(procs):
+    """Used as an HTTP proxy (HTTP_PROXY=...), clients send absolute-form
+    targets: the authority picks the virtual host and becomes Host, and
+    the backend gets origin-form."""
+    shop = start_sample(procs, app="shop")
+    other = start_sample(procs, app="other")
+    vhosts = [{"name": "shop", "domains": ["shop.example.com"],
+               "routes": [proxy_route("shop")]},
+              {"name": "rest", "domains": ["*"],
+               "routes": [proxy_route("other")]}]
+    p = start_proxy(procs, proxy_bootstrap(
+        {"shop": [shop.port], "other": [other.port]}, virtual_hosts=vhosts))
+    with socket.create_connection((LOOPBACK, p.port), timeout=10) as c:
+        rd = SockReader(c)
+        c.sendall(b"GET http://shop.example.com/cart?id=7 HTTP/1.1\r\n"
+                  b"Host: shop.example.com\r\n\r\n")
+        j = read_response(rd).json()
+        assert j["app"] == "shop"
+        assert (j["path"], j["query"]) == ("/cart", "id=7")
+        assert j["host"] == "shop.example.com"
+        # the URI's authority wins over a different Host field
+        c.sendall(b"GET http://shop.example.com/x HTTP/1.1\r\n"
+                  b"Host: elsewhere.test\r\n\r\n")
+        j = read_response(rd).json()
+        assert j["app"] == "shop" and j["host"] == "shop.example.com"
+        assert j["headers"]["host"] == "shop.example.com"
+    # kite-sample's fan-out through the proxy, as the demo does it
+    caller = start_sample(procs, app="caller",
+                          calls=["http://shop.example.com/from-caller"],
+                          env={"HTTP_PROXY": f"http://{LOOPBACK}:{p.port}"})
+    j = http_request(caller.port, "/").json()
+    (call,) = j["calls"]
+    assert call["status"] == 200, call
+    assert call["body"]["app"] == "shop"
+    assert call["body"]["path"] == "/from-caller"
+
+
+def test_upstream_connection_close_is_respected(procs):
+    s, p = sample_and_proxy(procs)
+    conn = http.client.HTTPConnection(LOOPBACK, p.port, timeout=10)
+    for i in range(3):
+        conn.request("GET", f"/c{i}?close=1")
+        r = conn.getresponse()
+        assert r.status == 200 and json.loads(r.read())["path"] == f"/c{i}"
+        # the backend's close is hop-by-hop: the client's connection stays
+        assert r.getheader("connection") is None
+    conn.request("GET", "/after")
+    assert conn.getresponse().status == 200
+    conn.close()
+    st = proxy_stats(p)
+    # each close=1 answer retired its upstream connection
+    assert st["cluster.reviews.upstream_cx_total"] == 4
+    assert st["cluster.reviews.upstream_rq_total"] == 4
+
+
+def test_client_half_close_still_answered(procs):
+    s, p = sample_and_proxy(procs)
+    with socket.create_connection((LOOPBACK, p.port), timeout=10) as c:
+        c.sendall(b"GET /h1?delay_ms=100 HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /h2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.shutdown(socket.SHUT_WR)  # "that's all I will ask"
+        rd = SockReader(c)
+        assert read_response(rd).json()["path"] == "/h1"
+        assert read_response(rd).json()["path"] == "/h2"
+        assert rd.at_eof()

@@ -177,8 +177,11 @@ def test_upstream_resets_mid_chunked_body(procs, raw_backend):
     b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nhi",
     b"garbage\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nX-Bad : v\r\nContent-Length: 2\r\n\r\nhi",
+    b"HTTP/1.1 200 OK\r\nX-Huge: " + b"h" * (70 * 1024) +
+    b"\r\nContent-Length: 2\r\n\r\nhi",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nhi",
 ], ids=["dup_cl", "cl_te", "bare_lf", "bad_status", "garbage",
-        "space_before_colon"])
+        "space_before_colon", "head_over_60k", "unknown_coding"])
 def test_malformed_upstream_response_is_502_upe(procs, raw_backend,
                                                  response):
     def bad(b, c, req):
@@ -372,7 +375,7 @@ def test_request_headers_timeout_408(procs):
     s = start_sample(procs)
     p = start_proxy(procs, proxy_bootstrap(
         {"app": [s.port]}, hcm={"request_headers_timeout": "0.3s"}))
-    with socket.create_connection((LOOPBACK, p.port), timeout=10) as c:
+    with socket.create_connection((LOOPBACK, p.port), timeout=3) as c:
         c.sendall(b"GET /partial HTTP/1.1\r\nHost: x\r\n")  # never ends
         rd = SockReader(c)
         r = read_response(rd)
@@ -382,3 +385,35 @@ def test_request_headers_timeout_408(procs):
     st = proxy_stats(p)
     assert st["http.ingress_http.downstream_rq_header_timeout"] == 1
     assert st["cluster.app.upstream_rq_total"] == 0
+
+
+def test_client_disconnect_mid_response_is_dc(procs):
+    s = start_sample(procs)
+    p = start_proxy(procs, proxy_bootstrap({"app": [s.port]}))
+    with socket.create_connection((LOOPBACK, p.port), timeout=10) as c:
+        c.sendall(b"GET /huge?size=200m HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert SockReader(c).read_until(b"\r\n\r\n").startswith(
+            b"HTTP/1.1 200")
+    # the client is gone: the proxy logs DC and drops the upstream
+    # connection (its response is unfinished, it cannot be reused)
+    line = wait_access_log(p, "/huge?size=200m")
+    assert " 200 DC " in line
+    wait_for(lambda: proxy_stats(p)["cluster.app.upstream_cx_active"] == 0,
+             5, "the upstream connection to close")
+    assert http_request(p.port, "/still-fine").status == 200
+    st = proxy_stats(p)
+    assert st["cluster.app.upstream_cx_total"] == 2
+
+
+def test_client_gives_up_waiting_is_dc(procs):
+    s = start_sample(procs)
+    p = start_proxy(procs, proxy_bootstrap({"app": [s.port]}))
+    with socket.create_connection((LOOPBACK, p.port), timeout=10) as c:
+        c.sendall(b"GET /wait?delay_ms=500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_for(lambda: proxy_stats(p)["cluster.app.upstream_rq_active"]
+                 == 1, 5, "the request to be upstream")
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                     b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+    line = wait_access_log(p, "/wait?delay_ms=500")
+    assert " DC " in line
+    assert http_request(p.port, "/next").status == 200
