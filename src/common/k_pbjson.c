@@ -35,73 +35,6 @@
  * this many nodes after expansion a document with aliases is refused. */
 #define MAX_EXPANDED_NODES 1000000
 #define MAX_FILE_SIZE (64u << 20)
-#define DURATION_MAX_SECONDS 315576000000LL
-#define TIMESTAMP_MIN_SECONDS (-62135596800LL) /* 0001-01-01T00:00:00Z */
-#define TIMESTAMP_MAX_SECONDS 253402300799LL   /* 9999-12-31T23:59:59Z */
-
-/* ---- shared with the encoder ---- */
-
-enum k_pbjson_wkt k_pbjson_wkt_of(const ProtobufCMessageDescriptor *desc)
-{
-	static const struct {
-		const char *name;
-		enum k_pbjson_wkt kind;
-	} tab[] = {
-		{ "Any", K_WKT_ANY },
-		{ "Duration", K_WKT_DURATION },
-		{ "Timestamp", K_WKT_TIMESTAMP },
-		{ "Struct", K_WKT_STRUCT },
-		{ "Value", K_WKT_VALUE },
-		{ "ListValue", K_WKT_LIST },
-		{ "DoubleValue", K_WKT_WRAPPER },
-		{ "FloatValue", K_WKT_WRAPPER },
-		{ "Int64Value", K_WKT_WRAPPER },
-		{ "UInt64Value", K_WKT_WRAPPER },
-		{ "Int32Value", K_WKT_WRAPPER },
-		{ "UInt32Value", K_WKT_WRAPPER },
-		{ "BoolValue", K_WKT_WRAPPER },
-		{ "StringValue", K_WKT_WRAPPER },
-		{ "BytesValue", K_WKT_WRAPPER },
-	};
-
-	if (!desc->package_name || strcmp(desc->package_name, "google.protobuf"))
-		return K_WKT_NONE;
-	for (size_t i = 0; i < K_ARRAY_LEN(tab); i++)
-		if (strcmp(desc->short_name, tab[i].name) == 0)
-			return tab[i].kind;
-	return K_WKT_NONE;
-}
-
-int k_pbjson_is_map(const ProtobufCFieldDescriptor *fd)
-{
-	const ProtobufCMessageDescriptor *ed = fd->descriptor;
-	const char *want;
-	bool cap = true;
-
-	if (fd->label != PROTOBUF_C_LABEL_REPEATED ||
-	    fd->type != PROTOBUF_C_TYPE_MESSAGE || !ed || ed->n_fields != 2 ||
-	    ed->fields[0].id != 1 || ed->fields[1].id != 2 ||
-	    strcmp(ed->fields[0].name, "key") ||
-	    strcmp(ed->fields[1].name, "value"))
-		return 0;
-	/* protoc names the entry type after the field: foo_bar -> FooBarEntry.
-	 * Checking that keeps a user message that merely looks like an entry
-	 * from being taken for a map. */
-	want = ed->short_name;
-	for (const char *p = fd->name; *p; p++) {
-		char ch = *p;
-		if (ch == '_') {
-			cap = true;
-			continue;
-		}
-		if (cap && ch >= 'a' && ch <= 'z')
-			ch = (char)(ch - 'a' + 'A');
-		cap = false;
-		if (*want++ != ch)
-			return 0;
-	}
-	return strcmp(want, "Entry") == 0;
-}
 
 /* ---- decoding context, paths and errors ---- */
 
@@ -368,42 +301,11 @@ static bool scalar_cstr(struct fy_node *n, char *buf, size_t size)
  * len if there is none. */
 static size_t utf8_invalid_at(const unsigned char *s, size_t len)
 {
-	size_t i = 0;
+	size_t i = 0, n;
 
-	while (i < len) {
-		unsigned char ch = s[i];
-		size_t n;
-		uint32_t cp;
-
-		if (ch < 0x80) {
-			i++;
-			continue;
-		}
-		if (ch >= 0xc2 && ch <= 0xdf) {
-			n = 1;
-			cp = ch & 0x1f;
-		} else if (ch >= 0xe0 && ch <= 0xef) {
-			n = 2;
-			cp = ch & 0x0f;
-		} else if (ch >= 0xf0 && ch <= 0xf4) {
-			n = 3;
-			cp = ch & 0x07;
-		} else {
-			return i;
-		}
-		if (len - i <= n)
-			return i;
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return i;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return i;
-		i += n + 1;
-	}
-	return len;
+	while (i < len && (n = k_pbjson_utf8_seq(s + i, len - i)))
+		i += n;
+	return i;
 }
 
 static bool utf8_valid(const unsigned char *s, size_t len)
@@ -835,207 +737,57 @@ static int dec_string(struct dctx *c, struct fy_node *n, union pbval *v)
 	return 0;
 }
 
-static int b64_value(unsigned char ch)
-{
-	if (ch >= 'A' && ch <= 'Z')
-		return ch - 'A';
-	if (ch >= 'a' && ch <= 'z')
-		return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9')
-		return ch - '0' + 52;
-	if (ch == '+' || ch == '-')
-		return 62;
-	if (ch == '/' || ch == '_')
-		return 63;
-	return -1;
-}
-
-/* Standard or URL-safe alphabet, padding optional; line breaks (as a YAML
- * block scalar would have) are skipped. */
 static int dec_bytes(struct dctx *c, struct fy_node *n, union pbval *v)
 {
-	size_t len, nd = 0, pad = 0, o = 0;
+	size_t len;
 	const char *s;
-	uint32_t acc = 0;
-	unsigned bits = 0;
-	uint8_t *out;
+	int rc;
 
 	if (node_kind(n) != NK_SCALAR)
 		return fail_type(c, n, "base64 bytes");
 	s = scalar_text(n, &len);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch == '\n' || ch == '\r' || ch == ' ' || ch == '\t')
-			continue;
-		if (ch == '=')
-			pad++;
-		else if (pad || b64_value(ch) < 0)
-			goto bad;
-		else
-			nd++;
-	}
-	if (nd % 4 == 1 || pad > 2 || (pad && (nd + pad) % 4))
-		goto bad;
-	out = malloc(nd * 3 / 4 + 1);
-	if (!out)
+	rc = k_pbjson_base64_decode(s, len, &v->bd.data, &v->bd.len);
+	if (rc == K_ENOMEM)
 		return oom(c);
-	for (size_t i = 0; i < len; i++) {
-		int b = b64_value((unsigned char)s[i]);
-		if (b < 0)
-			continue;
-		acc = (acc << 6) | (uint32_t)b;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (uint8_t)(acc >> bits);
-		}
-	}
-	v->bd.data = out;
-	v->bd.len = o;
-	return 0;
-bad:
-	return fail_type(c, n, "base64 bytes");
+	return rc ? fail_type(c, n, "base64 bytes") : 0;
 }
 
 /* ---- well-known types ---- */
 
-static int parse_frac(const char **sp, int32_t *nanos)
-{
-	const char *s = *sp;
-	int32_t ns = 0;
-	int digits = 0;
-
-	while (isdigit((unsigned char)*s)) {
-		if (++digits > 9)
-			return -1;
-		ns = ns * 10 + (*s++ - '0');
-	}
-	if (!digits)
-		return -1;
-	for (int i = digits; i < 9; i++)
-		ns *= 10;
-	*nanos = ns;
-	*sp = s;
-	return 0;
-}
-
 static int dec_duration(struct dctx *c, struct fy_node *n,
 			Google__Protobuf__Duration *dur)
 {
-	char buf[64];
-	const char *s = buf;
-	bool neg = false, digits = false;
-	int64_t sec = 0;
-	int32_t ns = 0;
+	char buf[64], d[80];
+	int rc = K_EINVAL;
 
-	if (node_kind(n) != NK_SCALAR || !scalar_cstr(n, buf, sizeof(buf)))
-		goto bad;
-	if (*s == '-') {
-		neg = true;
-		s++;
-	}
-	while (isdigit((unsigned char)*s)) {
-		digits = true;
-		sec = sec * 10 + (*s++ - '0');
-		if (sec > DURATION_MAX_SECONDS)
-			return fail(c, n, "duration \"%s\" out of range", buf);
-	}
-	if (*s == '.') {
-		s++;
-		if (parse_frac(&s, &ns))
-			goto bad;
-		digits = true;
-	}
-	if (!digits || s[0] != 's' || s[1] != '\0')
-		goto bad;
-	dur->seconds = neg ? -sec : sec;
-	dur->nanos = neg ? -ns : ns;
+	if (node_kind(n) == NK_SCALAR && scalar_cstr(n, buf, sizeof(buf)))
+		rc = k_pbjson_parse_duration(buf, &dur->seconds, &dur->nanos);
+	if (rc == K_ELIMIT)
+		return fail(c, n, "duration \"%s\" out of range", buf);
+	if (rc)
+		return fail(c, n,
+			    "invalid duration %s (expected e.g. \"5s\", "
+			    "\"0.25s\")",
+			    node_desc(n, d, sizeof(d)));
 	return 0;
-bad:;
-	char d[80];
-	return fail(c, n, "invalid duration %s (expected e.g. \"5s\", \"0.25s\")",
-		    node_desc(n, d, sizeof(d)));
-}
-
-static int digits_n(const char **sp, int n, int *out)
-{
-	int v = 0;
-
-	for (int i = 0; i < n; i++) {
-		if (!isdigit((unsigned char)(*sp)[i]))
-			return -1;
-		v = v * 10 + ((*sp)[i] - '0');
-	}
-	*sp += n;
-	*out = v;
-	return 0;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * well-known civil-date arithmetic, shifted so the year starts in March). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
 }
 
 static int dec_timestamp(struct dctx *c, struct fy_node *n,
 			 Google__Protobuf__Timestamp *ts)
 {
-	static const int mdays[] = { 31, 29, 31, 30, 31, 30,
-				     31, 31, 30, 31, 30, 31 };
-	char buf[64];
-	const char *s = buf;
-	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
-	int32_t ns = 0;
-	int64_t t;
+	char buf[64], d[80];
+	int rc = K_EINVAL;
 
-	if (node_kind(n) != NK_SCALAR || !scalar_cstr(n, buf, sizeof(buf)))
-		goto bad;
-	if (digits_n(&s, 4, &y) || *s++ != '-' || digits_n(&s, 2, &mo) ||
-	    *s++ != '-' || digits_n(&s, 2, &d) || (*s != 'T' && *s != 't'))
-		goto bad;
-	s++;
-	if (digits_n(&s, 2, &h) || *s++ != ':' || digits_n(&s, 2, &mi) ||
-	    *s++ != ':' || digits_n(&s, 2, &sec))
-		goto bad;
-	if (*s == '.') {
-		s++;
-		if (parse_frac(&s, &ns))
-			goto bad;
-	}
-	if (*s == 'Z' || *s == 'z') {
-		s++;
-	} else if (*s == '+' || *s == '-') {
-		sign = *s++ == '-' ? -1 : 1;
-		if (digits_n(&s, 2, &oh) || *s++ != ':' || digits_n(&s, 2, &om) ||
-		    oh > 23 || om > 59)
-			goto bad;
-	} else {
-		goto bad;
-	}
-	if (*s || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 ||
-	    mi > 59 || sec > 59)
-		goto bad;
-	if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
-		goto bad;
-	t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
-	    sign * (oh * 3600 + om * 60);
-	if (t < TIMESTAMP_MIN_SECONDS || t > TIMESTAMP_MAX_SECONDS)
+	if (node_kind(n) == NK_SCALAR && scalar_cstr(n, buf, sizeof(buf)))
+		rc = k_pbjson_parse_timestamp(buf, &ts->seconds, &ts->nanos);
+	if (rc == K_ELIMIT)
 		return fail(c, n, "timestamp \"%s\" out of range", buf);
-	ts->seconds = t;
-	ts->nanos = ns;
+	if (rc)
+		return fail(c, n,
+			    "invalid timestamp %s (expected RFC 3339, e.g. "
+			    "\"2024-01-31T12:00:00Z\")",
+			    node_desc(n, d, sizeof(d)));
 	return 0;
-bad:;
-	char dd[80];
-	return fail(c, n,
-		    "invalid timestamp %s (expected RFC 3339, e.g. "
-		    "\"2024-01-31T12:00:00Z\")",
-		    node_desc(n, dd, sizeof(dd)));
 }
 
 static int dec_message(struct dctx *c, const ProtobufCMessageDescriptor *d,

@@ -76,8 +76,9 @@ int k_pb_any_unpack(const char *type_url, const uint8_t *data, size_t len,
  * at build time. */
 const ProtobufCMessageDescriptor *k_pb_registry_find(const char *name);
 
-/* Internal to k_pbjson.c and k_pbjson_enc.c: how both sides recognise the
- * types whose JSON form is not a plain object of fields. */
+/* ---- internal to k_pbjson.c and k_pbjson_enc.c ---- */
+
+/* The types whose JSON form is not a plain object of fields. */
 enum k_pbjson_wkt {
 	K_WKT_NONE = 0,	 /* an ordinary message: an object of its fields */
 	K_WKT_ANY,	 /* {"@type": ..., fields or "value"} */
@@ -93,5 +94,18 @@ enum k_pbjson_wkt k_pbjson_wkt_of(const ProtobufCMessageDescriptor *desc);
 /* Nonzero if fd is a map<K,V> field: protoc makes it a repeated message of
  * a nested "XxxEntry" type with key = 1 and value = 2. */
 int k_pbjson_is_map(const ProtobufCFieldDescriptor *fd);
+
+/* Length of the valid UTF-8 sequence at s (1 for ASCII), 0 if invalid. */
+size_t k_pbjson_utf8_seq(const unsigned char *s, size_t left);
+
+/* Standard or URL-safe base64, padding optional, line breaks skipped, into
+ * a malloc'd buffer. 0, K_EINVAL (malformed) or K_ENOMEM. */
+int k_pbjson_base64_decode(const char *s, size_t len, uint8_t **out,
+			   size_t *outlen);
+
+/* "1.5s", "-0.000000001s" (at most 9 decimals) and RFC 3339 timestamps.
+ * 0, K_EINVAL (malformed) or K_ELIMIT (outside the type's range). */
+int k_pbjson_parse_duration(const char *s, int64_t *seconds, int32_t *nanos);
+int k_pbjson_parse_timestamp(const char *s, int64_t *seconds, int32_t *nanos);
 
 #endif

@@ -1,9 +1,12 @@
-/* k_pbjson_enc.c — protobuf-c messages -> proto3 JSON (for /config_dump).
+/* k_pbjson_enc.c — protobuf-c messages -> proto3 JSON (for /config_dump),
+ * and the text forms both directions share: which types are well-known,
+ * UTF-8, base64, durations and timestamps.
  *
  * Field names are the proto names (snake_case), as Envoy's config dump
  * prints them. Output is always valid UTF-8 JSON, even for strings that
  * arrived over the wire with invalid UTF-8 (those bytes become U+FFFD).
  */
+#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -19,9 +22,298 @@
 
 #include "k_pbjson.h"
 
+#define DURATION_MAX_SECONDS 315576000000LL
+#define TIMESTAMP_MIN_SECONDS (-62135596800LL) /* 0001-01-01T00:00:00Z */
+#define TIMESTAMP_MAX_SECONDS 253402300799LL   /* 9999-12-31T23:59:59Z */
+
 /* An Any can hold an Any: without a bound, bytes from the wire could
  * recurse as deep as they like. */
 #define MAX_DEPTH 100
+
+/* ---- text forms, shared with the decoder ---- */
+
+enum k_pbjson_wkt k_pbjson_wkt_of(const ProtobufCMessageDescriptor *desc)
+{
+	static const struct {
+		const char *name;
+		enum k_pbjson_wkt kind;
+	} tab[] = {
+		{ "Any", K_WKT_ANY },
+		{ "Duration", K_WKT_DURATION },
+		{ "Timestamp", K_WKT_TIMESTAMP },
+		{ "Struct", K_WKT_STRUCT },
+		{ "Value", K_WKT_VALUE },
+		{ "ListValue", K_WKT_LIST },
+		{ "DoubleValue", K_WKT_WRAPPER },
+		{ "FloatValue", K_WKT_WRAPPER },
+		{ "Int64Value", K_WKT_WRAPPER },
+		{ "UInt64Value", K_WKT_WRAPPER },
+		{ "Int32Value", K_WKT_WRAPPER },
+		{ "UInt32Value", K_WKT_WRAPPER },
+		{ "BoolValue", K_WKT_WRAPPER },
+		{ "StringValue", K_WKT_WRAPPER },
+		{ "BytesValue", K_WKT_WRAPPER },
+	};
+
+	if (!desc->package_name || strcmp(desc->package_name, "google.protobuf"))
+		return K_WKT_NONE;
+	for (size_t i = 0; i < K_ARRAY_LEN(tab); i++)
+		if (strcmp(desc->short_name, tab[i].name) == 0)
+			return tab[i].kind;
+	return K_WKT_NONE;
+}
+
+int k_pbjson_is_map(const ProtobufCFieldDescriptor *fd)
+{
+	const ProtobufCMessageDescriptor *ed = fd->descriptor;
+	const char *want;
+	bool cap = true;
+
+	if (fd->label != PROTOBUF_C_LABEL_REPEATED ||
+	    fd->type != PROTOBUF_C_TYPE_MESSAGE || !ed || ed->n_fields != 2 ||
+	    ed->fields[0].id != 1 || ed->fields[1].id != 2 ||
+	    strcmp(ed->fields[0].name, "key") ||
+	    strcmp(ed->fields[1].name, "value"))
+		return 0;
+	/* protoc names the entry type after the field: foo_bar -> FooBarEntry.
+	 * Checking that keeps a user message that merely looks like an entry
+	 * from being taken for a map. */
+	want = ed->short_name;
+	for (const char *p = fd->name; *p; p++) {
+		char ch = *p;
+		if (ch == '_') {
+			cap = true;
+			continue;
+		}
+		if (cap && ch >= 'a' && ch <= 'z')
+			ch = (char)(ch - 'a' + 'A');
+		cap = false;
+		if (*want++ != ch)
+			return 0;
+	}
+	return strcmp(want, "Entry") == 0;
+}
+
+size_t k_pbjson_utf8_seq(const unsigned char *s, size_t left)
+{
+	size_t n;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		n = 1;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 2;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 3;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (left <= n)
+		return 0;
+	for (size_t k = 1; k <= n; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[k] & 0x3f);
+	}
+	if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n + 1;
+}
+
+static int b64_value(unsigned char ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '+' || ch == '-')
+		return 62;
+	if (ch == '/' || ch == '_')
+		return 63;
+	return -1;
+}
+
+int k_pbjson_base64_decode(const char *s, size_t len, uint8_t **out,
+			   size_t *outlen)
+{
+	size_t nd = 0, pad = 0, o = 0;
+	uint32_t acc = 0;
+	unsigned bits = 0;
+	uint8_t *buf;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == '\n' || ch == '\r' || ch == ' ' || ch == '\t')
+			continue;
+		if (ch == '=')
+			pad++;
+		else if (pad || b64_value(ch) < 0)
+			return K_EINVAL;
+		else
+			nd++;
+	}
+	if (nd % 4 == 1 || pad > 2 || (pad && (nd + pad) % 4))
+		return K_EINVAL;
+	buf = malloc(nd * 3 / 4 + 1);
+	if (!buf)
+		return K_ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		int b = b64_value((unsigned char)s[i]);
+		if (b < 0)
+			continue;
+		acc = (acc << 6) | (uint32_t)b;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf[o++] = (uint8_t)(acc >> bits);
+		}
+	}
+	*out = buf;
+	*outlen = o;
+	return 0;
+}
+
+/* Up to nine digits of a fraction of a second, as nanoseconds. */
+static int parse_frac(const char **sp, int32_t *nanos)
+{
+	const char *s = *sp;
+	int32_t ns = 0;
+	int digits = 0;
+
+	while (isdigit((unsigned char)*s)) {
+		if (++digits > 9)
+			return -1;
+		ns = ns * 10 + (*s++ - '0');
+	}
+	if (!digits)
+		return -1;
+	for (int i = digits; i < 9; i++)
+		ns *= 10;
+	*nanos = ns;
+	*sp = s;
+	return 0;
+}
+
+int k_pbjson_parse_duration(const char *s, int64_t *seconds, int32_t *nanos)
+{
+	bool neg = *s == '-', digits = false;
+	int64_t sec = 0;
+	int32_t ns = 0;
+
+	s += neg;
+	while (isdigit((unsigned char)*s)) {
+		digits = true;
+		sec = sec * 10 + (*s++ - '0');
+		if (sec > DURATION_MAX_SECONDS)
+			return K_ELIMIT;
+	}
+	if (*s == '.') {
+		s++;
+		if (parse_frac(&s, &ns))
+			return K_EINVAL;
+		digits = true;
+	}
+	if (!digits || s[0] != 's' || s[1] != '\0')
+		return K_EINVAL;
+	*seconds = neg ? -sec : sec;
+	*nanos = neg ? -ns : ns;
+	return 0;
+}
+
+static int digits_n(const char **sp, int n, int *out)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)(*sp)[i]))
+			return -1;
+		v = v * 10 + ((*sp)[i] - '0');
+	}
+	*sp += n;
+	*out = v;
+	return 0;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date: the well-known
+ * civil-date arithmetic with years starting in March, so the leap day is
+ * last. civil_from_days is its inverse. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t days, int64_t *y, int64_t *m, int64_t *d)
+{
+	int64_t z = days + 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t mp = (5 * doy + 2) / 153;
+
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = yoe + era * 400 + (*m <= 2);
+}
+
+int k_pbjson_parse_timestamp(const char *s, int64_t *seconds, int32_t *nanos)
+{
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30,
+				     31, 31, 30, 31, 30, 31 };
+	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
+	int32_t ns = 0;
+	int64_t t;
+
+	if (digits_n(&s, 4, &y) || *s++ != '-' || digits_n(&s, 2, &mo) ||
+	    *s++ != '-' || digits_n(&s, 2, &d) || (*s != 'T' && *s != 't'))
+		return K_EINVAL;
+	s++;
+	if (digits_n(&s, 2, &h) || *s++ != ':' || digits_n(&s, 2, &mi) ||
+	    *s++ != ':' || digits_n(&s, 2, &sec))
+		return K_EINVAL;
+	if (*s == '.') {
+		s++;
+		if (parse_frac(&s, &ns))
+			return K_EINVAL;
+	}
+	if (*s == 'Z' || *s == 'z') {
+		s++;
+	} else if (*s == '+' || *s == '-') {
+		sign = *s++ == '-' ? -1 : 1;
+		if (digits_n(&s, 2, &oh) || *s++ != ':' || digits_n(&s, 2, &om) ||
+		    oh > 23 || om > 59)
+			return K_EINVAL;
+	} else {
+		return K_EINVAL;
+	}
+	if (*s || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 ||
+	    mi > 59 || sec > 59)
+		return K_EINVAL;
+	if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+		return K_EINVAL;
+	t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
+	    sign * (oh * 3600 + om * 60);
+	if (t < TIMESTAMP_MIN_SECONDS || t > TIMESTAMP_MAX_SECONDS)
+		return K_ELIMIT;
+	*seconds = t;
+	*nanos = ns;
+	return 0;
+}
+
+/* ---- the encoder ---- */
 
 struct jbuf {
 	char *p;
@@ -91,37 +383,6 @@ static void newline(struct jbuf *b, int level)
 	b->p[b->len] = '\0';
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 if there is none. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
-{
-	size_t n;
-	uint32_t cp;
-
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		n = 1;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		n = 2;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		n = 3;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (left <= n)
-		return 0;
-	for (size_t k = 1; k <= n; k++) {
-		if ((s[k] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[k] & 0x3f);
-	}
-	if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n + 1;
-}
-
 static void put_str(struct jbuf *b, const char *s, size_t len)
 {
 	const unsigned char *u = (const unsigned char *)s;
@@ -151,7 +412,7 @@ static void put_str(struct jbuf *b, const char *s, size_t len)
 		default:
 			if (ch < 0x80) {
 				putf(b, "\\u%04x", ch);
-			} else if ((n = utf8_seq(u + i, len - i))) {
+			} else if ((n = k_pbjson_utf8_seq(u + i, len - i))) {
 				put(b, s + i, n);
 				i += n;
 				continue;
@@ -251,23 +512,13 @@ static void put_duration(struct jbuf *b, const Google__Protobuf__Duration *d)
 
 static void put_timestamp(struct jbuf *b, const Google__Protobuf__Timestamp *t)
 {
-	/* days -> civil date, the inverse of the decoder's arithmetic */
-	int64_t secs = t->seconds;
-	int64_t days = secs / 86400, rem = secs % 86400;
+	int64_t days = t->seconds / 86400, rem = t->seconds % 86400, y, m, d;
+
 	if (rem < 0) {
 		rem += 86400;
 		days--;
 	}
-	int64_t z = days + 719468;
-	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	int64_t doe = z - era * 146097;
-	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	int64_t mp = (5 * doy + 2) / 153;
-	int64_t d = doy - (153 * mp + 2) / 5 + 1;
-	int64_t m = mp < 10 ? mp + 3 : mp - 9;
-	int64_t y = yoe + era * 400 + (m <= 2);
-
+	civil_from_days(days, &y, &m, &d);
 	putf(b, "\"%04" PRId64 "-%02" PRId64 "-%02" PRId64 "T%02d:%02d:%02d", y,
 	     m, d, (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
 	if (t->nanos > 0 && t->nanos < 1000000000)

@@ -480,29 +480,6 @@ static int build_upstream_head(struct kp_stream *s, int absolute_form)
 	return 0;
 }
 
-/* Split an absolute-form target "http://authority/path?q". */
-static int split_absolute(struct k_str t, struct k_str *authority, struct k_str *path)
-{
-	const char *sep = memmem(t.p, t.len, "://", 3);
-	if (!sep)
-		return K_EINVAL;
-	struct k_str scheme = { t.p, (size_t)(sep - t.p) };
-	if (!k_str_ieq_lit(scheme, "http"))
-		return K_ENOTSUP;
-	const char *a = sep + 3, *end = t.p + t.len;
-	const char *slash = a;
-	while (slash < end && *slash != '/' && *slash != '?')
-		slash++;
-	*authority = (struct k_str){ a, (size_t)(slash - a) };
-	if (slash == end)
-		*path = K_STR_LIT("/");
-	else if (*slash == '?')
-		return K_EINVAL; /* "http://h?q" has no path; we'd have to invent one */
-	else
-		*path = (struct k_str){ slash, (size_t)(end - slash) };
-	return authority->len ? 0 : K_EINVAL;
-}
-
 static void route_request(struct kp_stream *s)
 {
 	struct kp_dconn *dc = s->dc;
@@ -512,17 +489,30 @@ static void route_request(struct kp_stream *s)
 	int absolute = 0;
 
 	switch (r->target_form) {
-	case K_H1_TARGET_ABSOLUTE: {
-		int rc = split_absolute(r->target, &s->si.authority, &s->si.path);
-		if (rc) {
+	case K_H1_TARGET_ABSOLUTE:
+		/* Forward-proxy form (HTTP_PROXY clients): route on the URI's
+		 * authority, send origin-form upstream. */
+		if (r->target.len > 5 && (r->target.p[4] == 's' || r->target.p[4] == 'S')) {
 			local_reply(s, 400, KP_RF_DPE, "Bad Request\n",
-				    rc == K_ENOTSUP ? "absolute-form request target: only http:// is proxied here"
-						    : "malformed absolute-form request target");
+				    "absolute-form request target: only http:// is proxied here (https needs CONNECT)");
 			return;
+		}
+		s->si.authority = r->authority;
+		s->si.path = r->path;
+		if (!r->path.len) {
+			s->si.path = K_STR_LIT("/");
+		} else if (r->path.p[0] == '?') {
+			char *p = k_arena_alloc(&s->arena, r->path.len + 1);
+			if (!p) {
+				local_reply(s, 431, KP_RF_DPE, NULL, "request target too large for the per-request arena");
+				return;
+			}
+			p[0] = '/';
+			memcpy(p + 1, r->path.p, r->path.len);
+			s->si.path = (struct k_str){ p, r->path.len + 1 };
 		}
 		absolute = 1;
 		break;
-	}
 	case K_H1_TARGET_AUTHORITY:
 		dc->want_close = 1; /* a CONNECT client may already be sending tunnel bytes */
 		local_reply(s, 501, 0, "CONNECT is not enabled on this listener\n",
@@ -598,6 +588,8 @@ static void stream_begin(struct kp_dconn *dc, const struct k_h1_msg *msg, const 
 #define REBASE(str) ((str).p = (str).p ? copy + ((str).p - head) : NULL)
 	REBASE(s->req.method);
 	REBASE(s->req.target);
+	REBASE(s->req.authority);
+	REBASE(s->req.path);
 	for (uint32_t i = 0; i < msg->nheaders; i++) {
 		hdrs[i] = msg->headers[i];
 		REBASE(hdrs[i].name);

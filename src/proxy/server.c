@@ -198,6 +198,9 @@ int kp_server_run(struct kp_server *s, struct kp_config *cfg)
 	s->drain_timer.data = s->stats_timer.data = s;
 	uv_timer_start(&s->stats_timer, stats_timer_cb, 0, 1000);
 	s->state = KP_STATE_LIVE;
+	/* Decoding the bootstrap left free heap pages behind; a sidecar's
+	 * idle footprint is a feature, so hand them back now. */
+	malloc_trim(0);
 	for (uint32_t l = 0; l < cfg->n_listeners; l++)
 		k_info("listener '%s' on %s", cfg->listeners[l].name, cfg->listeners[l].addr_str);
 	if (s->admin)
