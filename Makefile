@@ -20,7 +20,7 @@ DEB_PACKAGES := \
 	build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libuv1-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev \
 	libfyaml-dev \
-	python3 python3-pytest curl procps iproute2 \
+	python3 python3-pytest curl procps iproute2 valgrind \
 	wrk hey haproxy nginx-light
 
 .PHONY: all deps build build-asan test unit e2e fuzz-smoke fuzz demo bench format clean
@@ -60,14 +60,18 @@ $(FUZZ_BUILD)/Makefile:
 export ASAN_OPTIONS ?= abort_on_error=0:detect_leaks=1:halt_on_error=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 
-test: build-asan
+# The sanitizer build runs the unit and end-to-end tests; the optimised build
+# runs one session under valgrind (test_memcheck.py) and is what `make demo`
+# and `make bench` use.
+test: build-asan build
 	@$(MAKE) --no-print-directory unit e2e fuzz-smoke
 
 unit:
 	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS)
 
 e2e:
-	KITE_BIN_DIR=$(CURDIR)/$(SAN_BUILD)/bin $(PYTEST) -q -p no:cacheprovider tests/e2e
+	KITE_BIN_DIR=$(CURDIR)/$(SAN_BUILD)/bin KITE_MEMCHECK_BIN_DIR=$(CURDIR)/$(BUILD)/bin \
+		$(PYTEST) -q -p no:cacheprovider tests/e2e
 
 fuzz-smoke: $(FUZZ_BUILD)/Makefile
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
