@@ -34,7 +34,7 @@
 /* Aliases let a small text expand exponentially ("billion laughs"); past
  * this many nodes after expansion a document with aliases is refused. */
 #define MAX_EXPANDED_NODES 1000000
-#define MAX_FILE_SIZE (64u << 20)
+#define MAX_FILE_SIZE	   (64u << 20)
 
 /* ---- decoding context, paths and errors ---- */
 
@@ -125,7 +125,6 @@ static const char *scalar_text(struct fy_node *n, size_t *len)
 		return q->s;
 	}
 	s = n ? fy_node_get_scalar(n, len) : NULL;
-
 	if (!s) {
 		*len = 0;
 		return "";
@@ -144,16 +143,15 @@ static int node_line(struct dctx *c, struct fy_node *n)
 		switch (fy_node_get_type(n)) {
 		case FYNT_SCALAR: {
 			struct fy_token *t = fy_node_get_scalar_token(n);
-			const struct fy_mark *m = t ? fy_token_start_mark(t) : NULL;
+			const struct fy_mark *m =
+				t ? fy_token_start_mark(t) : NULL;
 			return m ? m->line + 1 : c->line;
 		}
 		case FYNT_MAPPING:
 			p = fy_node_mapping_iterate(n, &it);
 			n = p ? fy_node_pair_key(p) : NULL;
 			break;
-		default:
-			n = fy_node_sequence_iterate(n, &it);
-			break;
+		default: n = fy_node_sequence_iterate(n, &it); break;
 		}
 	}
 	return c->line;
@@ -171,8 +169,7 @@ fail(struct dctx *c, struct fy_node *n, const char *fmt, ...)
 	if (!c->errlen)
 		return c->rc;
 	c->err[0] = '\0';
-	appendf(c->err, c->errlen, &off, "%s:%d: ", c->source,
-		node_line(c, n));
+	appendf(c->err, c->errlen, &off, "%s:%d: ", c->source, node_line(c, n));
 	if (c->plen)
 		appendf(c->err, c->errlen, &off, "%s: ", c->path);
 	if (off + 1 < c->errlen) {
@@ -208,14 +205,13 @@ static bool is_quoted(struct fy_node *n)
 	case FYNS_SINGLE_QUOTED:
 	case FYNS_DOUBLE_QUOTED:
 	case FYNS_LITERAL:
-	case FYNS_FOLDED:
-		return true;
-	default:
-		break;
+	case FYNS_FOLDED: return true;
+	default: break;
 	}
 	tag = fy_node_get_tag(n, &tlen);
-	return tag && ((tlen == 5 && !memcmp(tag, "!!str", 5)) ||
-		       (tlen == 21 && !memcmp(tag, "tag:yaml.org,2002:str", 21)));
+	return tag &&
+	       ((tlen == 5 && !memcmp(tag, "!!str", 5)) ||
+		(tlen == 21 && !memcmp(tag, "tag:yaml.org,2002:str", 21)));
 }
 
 static bool text_is(const char *s, size_t len, const char *lit)
@@ -328,11 +324,9 @@ static size_t edit_distance(const char *a, size_t al, const char *b, size_t bl)
 		row[0] = i;
 		for (size_t j = 1; j <= bl; j++) {
 			size_t up = row[j];
-			size_t cost = tolower((unsigned char)a[i - 1]) ==
-						      tolower((unsigned char)b[j - 1])
-					      ? 0
-					      : 1;
-			size_t best = diag + cost;
+			int ca = tolower((unsigned char)a[i - 1]);
+			int cb = tolower((unsigned char)b[j - 1]);
+			size_t best = diag + (ca != cb);
 			best = K_MIN(best, up + 1);
 			best = K_MIN(best, row[j - 1] + 1);
 			row[j] = best;
@@ -354,7 +348,8 @@ static bool loose_eq(const char *a, size_t al, const char *b, size_t bl)
 			j++;
 		if (i == al || j == bl)
 			return i == al && j == bl;
-		if (tolower((unsigned char)a[i]) != tolower((unsigned char)b[j]))
+		if (tolower((unsigned char)a[i]) !=
+		    tolower((unsigned char)b[j]))
 			return false;
 		i++;
 		j++;
@@ -584,7 +579,7 @@ static int dec_int(struct dctx *c, ProtobufCType t, struct fy_node *n,
 		   union pbval *v)
 {
 	char buf[128];
-	union pbval tmp = { 0 };
+	union pbval tmp = {0};
 	int r;
 
 	if (node_kind(n) != NK_SCALAR)
@@ -691,9 +686,9 @@ static int dec_enum(struct dctx *c, const ProtobufCEnumDescriptor *ed,
 		    struct fy_node *n, union pbval *v)
 {
 	const ProtobufCEnumValue *ev;
-	struct suggest sg = { 0 };
+	struct suggest sg = {0};
 	char name[128], hint[160];
-	const char *p;
+	union pbval num;
 
 	if (node_kind(n) != NK_SCALAR)
 		return fail_type(c, n, "an enum name");
@@ -704,9 +699,14 @@ static int dec_enum(struct dctx *c, const ProtobufCEnumDescriptor *ed,
 		v->i32 = ev->value;
 		return 0;
 	}
-	p = name + (name[0] == '-');
-	if (isdigit((unsigned char)*p))
-		return dec_int(c, PROTOBUF_C_TYPE_ENUM, n, v);
+	/* proto3 enums are open: any int32 is a value */
+	switch (parse_integer(name, false, INT32_MIN, INT32_MAX, 0, &num)) {
+	case NUM_OK: v->i32 = (int32_t)num.i64; return 0;
+	case NUM_RANGE:
+		return fail(c, n, "%s out of range for enum %s", name,
+			    ed->name);
+	default: break;
+	}
 	sg.key = name;
 	sg.klen = strlen(name);
 	sg.score = SIZE_MAX;
@@ -792,8 +792,8 @@ static int dec_timestamp(struct dctx *c, struct fy_node *n,
 
 static int dec_message(struct dctx *c, const ProtobufCMessageDescriptor *d,
 		       struct fy_node *n, ProtobufCMessage **out);
-static int dec_fields(struct dctx *c, ProtobufCMessage *msg,
-		      struct fy_node *n, bool in_any);
+static int dec_fields(struct dctx *c, ProtobufCMessage *msg, struct fy_node *n,
+		      bool in_any);
 static int dec_map(struct dctx *c, ProtobufCMessage *msg,
 		   const ProtobufCFieldDescriptor *fd, struct fy_node *n);
 static int dec_repeated(struct dctx *c, ProtobufCMessage *msg,
@@ -805,7 +805,7 @@ static int dec_struct_value(struct dctx *c, struct fy_node *n,
 			    Google__Protobuf__Value *v)
 {
 	ProtobufCMessage *sub = NULL;
-	union pbval tmp = { 0 };
+	union pbval tmp = {0};
 	char buf[128];
 	size_t len;
 	const char *s;
@@ -825,15 +825,14 @@ static int dec_struct_value(struct dctx *c, struct fy_node *n,
 		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE;
 		return 0;
 	case NK_SEQ:
-		rc = dec_message(c, &google__protobuf__list_value__descriptor, n,
-				 &sub);
+		rc = dec_message(c, &google__protobuf__list_value__descriptor,
+				 n, &sub);
 		if (rc)
 			return rc;
 		v->list_value = (Google__Protobuf__ListValue *)sub;
 		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE;
 		return 0;
-	default:
-		break;
+	default: break;
 	}
 	s = scalar_text(n, &len);
 	if (!is_quoted(n)) {
@@ -850,7 +849,8 @@ static int dec_struct_value(struct dctx *c, struct fy_node *n,
 				return fail(c, n, "%s out of range for double",
 					    buf);
 			v->number_value = d;
-			v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
+			v->kind_case =
+				GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
 			return 0;
 		}
 	}
@@ -891,7 +891,8 @@ static int dec_any(struct dctx *c, struct fy_node *n,
 			return 0;
 		return fail(c, n, "missing \"@type\" in a google.protobuf.Any");
 	}
-	if (node_kind(tnode) != NK_SCALAR || !scalar_cstr(tnode, url, sizeof(url)))
+	if (node_kind(tnode) != NK_SCALAR ||
+	    !scalar_cstr(tnode, url, sizeof(url)))
 		return fail_type(c, tnode, "a type URL for \"@type\"");
 	td = k_pb_registry_find(url);
 	if (!td)
@@ -908,10 +909,11 @@ static int dec_any(struct dctx *c, struct fy_node *n,
 				vnode = fy_node_pair_value(p);
 			} else if (!text_is(k, klen, "@type")) {
 				size_t old = path_push_name(c, k, klen);
-				rc = fail(c, kn,
-					  "unknown field (an Any holding %s has "
-					  "only \"@type\" and \"value\")",
-					  td->name);
+				rc = fail(
+					c, kn,
+					"unknown field (an Any holding %s has "
+					"only \"@type\" and \"value\")",
+					td->name);
 				path_pop(c, old);
 				return rc;
 			}
@@ -1021,7 +1023,8 @@ static int dec_repeated(struct dctx *c, ProtobufCMessage *msg,
 	np = (size_t *)((char *)msg + fd->quantifier_offset);
 	*(void **)((char *)msg + fd->offset) = arr;
 	*np = 0;
-	while (!rc && *np < count && (item = fy_node_sequence_iterate(n, &it))) {
+	while (!rc && *np < count &&
+	       (item = fy_node_sequence_iterate(n, &it))) {
 		size_t old = path_push(c, "[%zu]", *np);
 		union pbval v;
 
@@ -1103,7 +1106,7 @@ static int dec_map(struct dctx *c, ProtobufCMessage *msg,
 static int fail_unknown(struct dctx *c, const ProtobufCMessageDescriptor *d,
 			struct fy_node *kn, const char *k, size_t klen)
 {
-	struct suggest sg = { .key = k, .klen = klen, .score = SIZE_MAX };
+	struct suggest sg = {.key = k, .klen = klen, .score = SIZE_MAX};
 	char hint[160];
 
 	for (unsigned i = 0; i < d->n_fields; i++)
@@ -1115,8 +1118,8 @@ static int fail_unknown(struct dctx *c, const ProtobufCMessageDescriptor *d,
 
 /* The fields of msg from mapping n. in_any: n is an Any's object, whose
  * "@type" key is not a field. */
-static int dec_fields(struct dctx *c, ProtobufCMessage *msg,
-		      struct fy_node *n, bool in_any)
+static int dec_fields(struct dctx *c, ProtobufCMessage *msg, struct fy_node *n,
+		      bool in_any)
 {
 	const ProtobufCMessageDescriptor *d = msg->descriptor;
 	struct fy_node **seen;
@@ -1150,8 +1153,8 @@ static int dec_fields(struct dctx *c, ProtobufCMessage *msg,
 			rc = fail_unknown(c, d, kn, k, klen);
 		} else if (seen[fd - d->fields]) {
 			size_t plen;
-			const char *prev = scalar_text(seen[fd - d->fields],
-						       &plen);
+			const char *prev =
+				scalar_text(seen[fd - d->fields], &plen);
 			rc = fail(c, kn, "field set twice (also as \"%.*s\")",
 				  (int)K_MIN(plen, 128), prev);
 		} else {
@@ -1209,24 +1212,14 @@ static int dec_message(struct dctx *c, const ProtobufCMessageDescriptor *d,
 	case K_WKT_TIMESTAMP:
 		rc = dec_timestamp(c, n, (Google__Protobuf__Timestamp *)msg);
 		break;
-	case K_WKT_WRAPPER:
-		rc = dec_field(c, msg, &d->fields[0], n);
-		break;
-	case K_WKT_STRUCT:
-		rc = dec_map(c, msg, &d->fields[0], n);
-		break;
-	case K_WKT_LIST:
-		rc = dec_repeated(c, msg, &d->fields[0], n);
-		break;
+	case K_WKT_WRAPPER: rc = dec_field(c, msg, &d->fields[0], n); break;
+	case K_WKT_STRUCT: rc = dec_map(c, msg, &d->fields[0], n); break;
+	case K_WKT_LIST: rc = dec_repeated(c, msg, &d->fields[0], n); break;
 	case K_WKT_VALUE:
 		rc = dec_struct_value(c, n, (Google__Protobuf__Value *)msg);
 		break;
-	case K_WKT_ANY:
-		rc = dec_any(c, n, (Google__Protobuf__Any *)msg);
-		break;
-	default:
-		rc = dec_fields(c, msg, n, false);
-		break;
+	case K_WKT_ANY: rc = dec_any(c, n, (Google__Protobuf__Any *)msg); break;
+	default: rc = dec_fields(c, msg, n, false); break;
 	}
 out:
 	c->depth--;
@@ -1240,62 +1233,34 @@ out:
 
 /* ---- documents ---- */
 
-/* libfyaml's first error, captured from its diagnostic output (collecting
- * errors instead leaks them in 0.7.12). The output arrives as
- * "<source>:LINE:COL: error: MESSAGE\n" followed by context lines. */
-struct yaml_err {
-	bool got;
-	int line;
-	char msg[160];
-};
-
-static void diag_capture(struct fy_diag *diag, void *user, const char *buf,
+static void diag_discard(struct fy_diag *diag, void *user, const char *buf,
 			 size_t len)
 {
-	static const char tag[] = ": error: ";
-	struct yaml_err *ye = user;
-	const char *e, *p, *end = buf + len;
-	size_t mlen;
-	int line = 0, mul = 1;
-
-	if (ye->got)
-		return;
-	e = memmem(buf, len, tag, sizeof(tag) - 1);
-	if (!e)
-		return;
-	/* back over ":COL" to ":LINE" */
-	p = e;
-	while (p > buf && isdigit((unsigned char)p[-1]))
-		p--;
-	if (p > buf && p[-1] == ':') {
-		p--;
-		while (p > buf && isdigit((unsigned char)p[-1])) {
-			p--;
-			line += (*p - '0') * mul;
-			mul *= 10;
-		}
-	}
-	e += sizeof(tag) - 1;
-	p = memchr(e, '\n', (size_t)(end - e));
-	mlen = K_MIN((size_t)((p ? p : end) - e), sizeof(ye->msg) - 1);
-	memcpy(ye->msg, e, mlen);
-	ye->msg[mlen] = '\0';
-	ye->line = line;
-	ye->got = true;
+	/* errors are collected and reported through err instead */
 }
 
-/* The captured libfyaml error as "source:line: YAML syntax error: ...";
- * false if there is none. */
-static bool yaml_error(struct dctx *c, const struct yaml_err *ye)
+/* libfyaml's first error as "source:line: YAML syntax error: ..."; false if
+ * there is none. Errors are collected rather than printed: besides keeping
+ * stderr clean, printing draws the offending source excerpt, which crashes
+ * libfyaml 0.7.12 on some long lines. */
+static bool yaml_error(struct dctx *c, struct fy_diag *diag)
 {
-	if (!ye->got)
-		return false;
-	c->rc = K_EINVAL;
-	if (c->errlen)
-		snprintf(c->err, c->errlen, "%s:%d: YAML syntax error: %s",
-			 c->source, ye->line > 0 ? ye->line : 1,
-			 ye->msg[0] ? ye->msg : "malformed input");
-	return true;
+	struct fy_diag_error *e;
+	void *it = NULL;
+
+	while ((e = fy_diag_errors_iterate(diag, &it))) {
+		if (e->type < FYET_ERROR)
+			continue;
+		c->rc = K_EINVAL;
+		if (c->errlen)
+			snprintf(c->err, c->errlen,
+				 "%s:%d: YAML syntax error: %s", c->source,
+				 e->line > 0 ? e->line : 1,
+				 e->msg && e->msg[0] ? e->msg
+						     : "malformed input");
+		return true;
+	}
+	return false;
 }
 
 /* Count nodes with aliases expanded, stopping once past the cap, so a
@@ -1317,8 +1282,9 @@ static int check_expansion(struct expand *x, struct fy_node *n, int depth)
 	if (!n)
 		return 0;
 	if (depth > MAX_DEPTH || (x->budget == 0 && x->aliases))
-		return fail(x->c, NULL, "document too large or deep once its "
-					"aliases are expanded");
+		return fail(x->c, NULL,
+			    "document too large or deep once its "
+			    "aliases are expanded");
 	if (x->budget)
 		x->budget--;
 	if (fy_node_is_alias(n)) {
@@ -1327,8 +1293,9 @@ static int check_expansion(struct expand *x, struct fy_node *n, int depth)
 		/* libfyaml reads "*a/b" as a path below anchor a, parsing it
 		 * with a diagnostic that writes to stderr; plain names only */
 		if (name && memchr(name, '/', len))
-			return fail(x->c, n, "alias \"*%.*s\": alias paths are "
-					     "not supported",
+			return fail(x->c, n,
+				    "alias \"*%.*s\": alias paths are "
+				    "not supported",
 				    (int)K_MIN(len, 64), name);
 		x->aliases = true;
 		return check_expansion(x, fy_node_resolve_alias(n), depth + 1);
@@ -1346,8 +1313,7 @@ static int check_expansion(struct expand *x, struct fy_node *n, int depth)
 		while (!rc && (item = fy_node_sequence_iterate(n, &it)))
 			rc = check_expansion(x, item, depth + 1);
 		return rc;
-	default:
-		return 0;
+	default: return 0;
 	}
 }
 
@@ -1385,7 +1351,8 @@ static int unquote_single(struct fy_node *n, const char *text, size_t tlen)
 			while (o && (q->s[o - 1] == ' ' || q->s[o - 1] == '\t'))
 				o--;
 			while (i < len && (r[i] == '\n' || r[i] == '\r')) {
-				i += r[i] == '\r' && i + 1 < len && r[i + 1] == '\n'
+				i += r[i] == '\r' && i + 1 < len &&
+						     r[i + 1] == '\n'
 					     ? 2
 					     : 1;
 				breaks++;
@@ -1423,8 +1390,8 @@ static int prepare_scalars(struct fy_node *n, const char *text, size_t tlen)
 		while (!rc && (p = fy_node_mapping_iterate(n, &it))) {
 			rc = prepare_scalars(fy_node_pair_key(p), text, tlen);
 			if (!rc)
-				rc = prepare_scalars(fy_node_pair_value(p), text,
-						     tlen);
+				rc = prepare_scalars(fy_node_pair_value(p),
+						     text, tlen);
 		}
 		return rc;
 	case FYNT_SEQUENCE:
@@ -1440,19 +1407,18 @@ static int prepare_scalars(struct fy_node *n, const char *text, size_t tlen)
 }
 
 static int parse_and_decode(struct dctx *c, struct fy_parser *fyp,
-			    const char *text, size_t len,
-			    const struct yaml_err *ye,
+			    const char *text, size_t len, struct fy_diag *diag,
 			    const ProtobufCMessageDescriptor *desc,
 			    ProtobufCMessage **out)
 {
 	struct fy_document *fyd, *extra;
 	struct fy_node *root;
-	struct expand x = { .c = c, .budget = MAX_EXPANDED_NODES };
+	struct expand x = {.c = c, .budget = MAX_EXPANDED_NODES};
 	int rc;
 
 	fyd = fy_parse_load_document(fyp);
 	if (!fyd) {
-		if (yaml_error(c, ye))
+		if (yaml_error(c, diag))
 			return c->rc;
 		return fail(c, NULL, "empty document");
 	}
@@ -1463,7 +1429,7 @@ static int parse_and_decode(struct dctx *c, struct fy_parser *fyp,
 		fy_parse_document_destroy(fyp, extra);
 		goto out;
 	}
-	if (yaml_error(c, ye)) {
+	if (yaml_error(c, diag)) {
 		rc = c->rc;
 		goto out;
 	}
@@ -1473,8 +1439,9 @@ static int parse_and_decode(struct dctx *c, struct fy_parser *fyp,
 		goto out;
 	/* also when there are no aliases: "<<" may merge an inline mapping */
 	if (fy_document_resolve(fyd)) {
-		if (!yaml_error(c, ye))
-			fail(c, NULL, "YAML syntax error: cannot resolve aliases");
+		if (!yaml_error(c, diag))
+			fail(c, NULL,
+			     "YAML syntax error: cannot resolve aliases");
 		rc = c->rc;
 		goto out;
 	}
@@ -1504,9 +1471,8 @@ int k_pbjson_decode(const char *text, size_t len, const char *source,
 		.errlen = errlen,
 		.line = 1,
 	};
-	struct fy_parse_cfg pcfg = { 0 };
+	struct fy_parse_cfg pcfg = {0};
 	struct fy_diag_cfg dcfg;
-	struct yaml_err ye = { 0 };
 	size_t bad;
 	struct fy_diag *diag;
 	struct fy_parser *fyp;
@@ -1517,19 +1483,17 @@ int k_pbjson_decode(const char *text, size_t len, const char *source,
 		err[0] = '\0';
 	fy_diag_cfg_default(&dcfg);
 	dcfg.fp = NULL;
-	dcfg.output_fn = diag_capture;
-	dcfg.user = &ye;
+	dcfg.output_fn = diag_discard;
 	dcfg.colorize = false;
-	dcfg.show_source = true;
-	dcfg.show_position = true;
 	diag = fy_diag_create(&dcfg);
 	if (!diag)
 		return oom(&c);
+	fy_diag_set_collect_errors(diag, true);
 	pcfg.flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_AUTO;
 	pcfg.diag = diag;
 	fyp = fy_parser_create(&pcfg);
 	if (!fyp) {
-		fy_diag_unref(diag);
+		fy_diag_destroy(diag);
 		return oom(&c);
 	}
 	if (len == 0) {
@@ -1546,10 +1510,11 @@ int k_pbjson_decode(const char *text, size_t len, const char *source,
 	} else if (fy_parser_set_string(fyp, text, len)) {
 		rc = oom(&c);
 	} else {
-		rc = parse_and_decode(&c, fyp, text, len, &ye, desc, out);
+		rc = parse_and_decode(&c, fyp, text, len, diag, desc, out);
 	}
 	fy_parser_destroy(fyp);
-	fy_diag_unref(diag);
+	/* destroy, not unref: only destroy frees the collected errors */
+	fy_diag_destroy(diag);
 	if (rc && *out) {
 		protobuf_c_message_free_unpacked(*out, NULL);
 		*out = NULL;

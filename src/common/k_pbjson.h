@@ -19,12 +19,15 @@
  *    value \"ROUNDROBIN\" (envoy.config.cluster.v3.Cluster.LbPolicy), did you
  *    mean \"ROUND_ROBIN\"?"
  * Path segments are the keys as the input spells them (snake_case or
- * camelCase), list items as [i], map keys as ["key"].
+ * camelCase), list items as [i], map keys as ["key"]. protobuf-c keeps no
+ * oneof names, so a conflict names the two fields: "two members of a oneof
+ * set: type, cluster_type".
  *
  * YAML details: plain scalars are fine wherever a string is expected
  * (`cluster: 8080` is "8080"); null, ~ and an empty value mean "default";
  * anchors, aliases and << merge keys are resolved (with a cap on how far
- * aliases may expand the document); exactly one document per input.
+ * aliases may expand the document); exactly one document per input, in
+ * UTF-8.
  * Every allocation in a decoded message comes from malloc, so
  * protobuf_c_message_free_unpacked(msg, NULL) releases it.
  *

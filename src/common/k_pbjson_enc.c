@@ -22,7 +22,7 @@
 
 #include "k_pbjson.h"
 
-#define DURATION_MAX_SECONDS 315576000000LL
+#define DURATION_MAX_SECONDS  315576000000LL
 #define TIMESTAMP_MIN_SECONDS (-62135596800LL) /* 0001-01-01T00:00:00Z */
 #define TIMESTAMP_MAX_SECONDS 253402300799LL   /* 9999-12-31T23:59:59Z */
 
@@ -38,24 +38,25 @@ enum k_pbjson_wkt k_pbjson_wkt_of(const ProtobufCMessageDescriptor *desc)
 		const char *name;
 		enum k_pbjson_wkt kind;
 	} tab[] = {
-		{ "Any", K_WKT_ANY },
-		{ "Duration", K_WKT_DURATION },
-		{ "Timestamp", K_WKT_TIMESTAMP },
-		{ "Struct", K_WKT_STRUCT },
-		{ "Value", K_WKT_VALUE },
-		{ "ListValue", K_WKT_LIST },
-		{ "DoubleValue", K_WKT_WRAPPER },
-		{ "FloatValue", K_WKT_WRAPPER },
-		{ "Int64Value", K_WKT_WRAPPER },
-		{ "UInt64Value", K_WKT_WRAPPER },
-		{ "Int32Value", K_WKT_WRAPPER },
-		{ "UInt32Value", K_WKT_WRAPPER },
-		{ "BoolValue", K_WKT_WRAPPER },
-		{ "StringValue", K_WKT_WRAPPER },
-		{ "BytesValue", K_WKT_WRAPPER },
+		{"Any", K_WKT_ANY},
+		{"Duration", K_WKT_DURATION},
+		{"Timestamp", K_WKT_TIMESTAMP},
+		{"Struct", K_WKT_STRUCT},
+		{"Value", K_WKT_VALUE},
+		{"ListValue", K_WKT_LIST},
+		{"DoubleValue", K_WKT_WRAPPER},
+		{"FloatValue", K_WKT_WRAPPER},
+		{"Int64Value", K_WKT_WRAPPER},
+		{"UInt64Value", K_WKT_WRAPPER},
+		{"Int32Value", K_WKT_WRAPPER},
+		{"UInt32Value", K_WKT_WRAPPER},
+		{"BoolValue", K_WKT_WRAPPER},
+		{"StringValue", K_WKT_WRAPPER},
+		{"BytesValue", K_WKT_WRAPPER},
 	};
 
-	if (!desc->package_name || strcmp(desc->package_name, "google.protobuf"))
+	if (!desc->package_name ||
+	    strcmp(desc->package_name, "google.protobuf"))
 		return K_WKT_NONE;
 	for (size_t i = 0; i < K_ARRAY_LEN(tab); i++)
 		if (strcmp(desc->short_name, tab[i].name) == 0)
@@ -271,8 +272,8 @@ static void civil_from_days(int64_t days, int64_t *y, int64_t *m, int64_t *d)
 
 int k_pbjson_parse_timestamp(const char *s, int64_t *seconds, int32_t *nanos)
 {
-	static const int mdays[] = { 31, 29, 31, 30, 31, 30,
-				     31, 31, 30, 31, 30, 31 };
+	static const int mdays[] = {31, 29, 31, 30, 31, 30,
+				    31, 31, 30, 31, 30, 31};
 	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
 	int32_t ns = 0;
 	int64_t t;
@@ -293,8 +294,8 @@ int k_pbjson_parse_timestamp(const char *s, int64_t *seconds, int32_t *nanos)
 		s++;
 	} else if (*s == '+' || *s == '-') {
 		sign = *s++ == '-' ? -1 : 1;
-		if (digits_n(&s, 2, &oh) || *s++ != ':' || digits_n(&s, 2, &om) ||
-		    oh > 23 || om > 59)
+		if (digits_n(&s, 2, &oh) || *s++ != ':' ||
+		    digits_n(&s, 2, &om) || oh > 23 || om > 59)
 			return K_EINVAL;
 	} else {
 		return K_EINVAL;
@@ -302,7 +303,8 @@ int k_pbjson_parse_timestamp(const char *s, int64_t *seconds, int32_t *nanos)
 	if (*s || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 ||
 	    mi > 59 || sec > 59)
 		return K_EINVAL;
-	if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+	if (mo == 2 && d == 29 &&
+	    !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
 		return K_EINVAL;
 	t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
 	    sign * (oh * 3600 + om * 60);
@@ -433,8 +435,8 @@ static void put_cstr(struct jbuf *b, const char *s)
 
 static void put_base64(struct jbuf *b, const uint8_t *d, size_t len)
 {
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr"
+				  "stuvwxyz0123456789+/";
 	size_t i;
 
 	if (!reserve(b, 2 + (len + 2) / 3 * 4))
@@ -500,8 +502,8 @@ static void put_frac(struct jbuf *b, int32_t nanos)
 static void put_duration(struct jbuf *b, const Google__Protobuf__Duration *d)
 {
 	bool neg = d->seconds < 0 || d->nanos < 0;
-	uint64_t s = d->seconds < 0 ? -(uint64_t)d->seconds
-				    : (uint64_t)d->seconds;
+	uint64_t s =
+		d->seconds < 0 ? -(uint64_t)d->seconds : (uint64_t)d->seconds;
 	int32_t ns = d->nanos < 0 ? -d->nanos : d->nanos;
 
 	putf(b, "\"%s%" PRIu64, neg ? "-" : "", s);
@@ -573,9 +575,7 @@ static void enc_value(struct jbuf *b, const ProtobufCFieldDescriptor *fd,
 			putf(b, "%d", v);
 		break;
 	}
-	case PROTOBUF_C_TYPE_STRING:
-		put_cstr(b, *(char *const *)p);
-		break;
+	case PROTOBUF_C_TYPE_STRING: put_cstr(b, *(char *const *)p); break;
 	case PROTOBUF_C_TYPE_BYTES: {
 		const ProtobufCBinaryData *bd = p;
 		put_base64(b, bd->data, bd->len);
@@ -603,16 +603,14 @@ static bool field_present(const ProtobufCMessage *m,
 		return *(const uint32_t *)(base + fd->quantifier_offset) ==
 		       fd->id;
 	switch (fd->type) {
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return *(void *const *)p != NULL;
+	case PROTOBUF_C_TYPE_MESSAGE: return *(void *const *)p != NULL;
 	case PROTOBUF_C_TYPE_STRING: {
 		const char *s = *(char *const *)p;
 		if (fd->label == PROTOBUF_C_LABEL_NONE)
 			return s && s[0];
 		return s && s != fd->default_value;
 	}
-	default:
-		break;
+	default: break;
 	}
 	if (fd->label == PROTOBUF_C_LABEL_OPTIONAL)
 		return *(const protobuf_c_boolean *)(base +
@@ -622,20 +620,15 @@ static bool field_present(const ProtobufCMessage *m,
 	switch (fd->type) {
 	case PROTOBUF_C_TYPE_BYTES:
 		return ((const ProtobufCBinaryData *)p)->len > 0;
-	case PROTOBUF_C_TYPE_FLOAT:
-		return *(const float *)p != 0;
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return *(const double *)p != 0;
-	case PROTOBUF_C_TYPE_BOOL:
-		return *(const protobuf_c_boolean *)p != 0;
+	case PROTOBUF_C_TYPE_FLOAT: return *(const float *)p != 0;
+	case PROTOBUF_C_TYPE_DOUBLE: return *(const double *)p != 0;
+	case PROTOBUF_C_TYPE_BOOL: return *(const protobuf_c_boolean *)p != 0;
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
 	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-		return *(const uint64_t *)p != 0;
-	default:
-		return *(const uint32_t *)p != 0;
+	case PROTOBUF_C_TYPE_FIXED64: return *(const uint64_t *)p != 0;
+	default: return *(const uint32_t *)p != 0;
 	}
 }
 
@@ -664,11 +657,10 @@ static void enc_map_key(struct jbuf *b, const ProtobufCFieldDescriptor *kf,
 	char tmp[32];
 
 	switch (kf->type) {
-	case PROTOBUF_C_TYPE_STRING:
-		put_cstr(b, *(char *const *)p);
-		return;
+	case PROTOBUF_C_TYPE_STRING: put_cstr(b, *(char *const *)p); return;
 	case PROTOBUF_C_TYPE_BOOL:
-		puts_(b, *(const protobuf_c_boolean *)p ? "\"true\"" : "\"false\"");
+		puts_(b, *(const protobuf_c_boolean *)p ? "\"true\""
+							: "\"false\"");
 		return;
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
@@ -705,8 +697,8 @@ static void enc_map(struct jbuf *b, const ProtobufCFieldDescriptor *fd,
 	const ProtobufCFieldDescriptor *kf = &ed->fields[0];
 	const ProtobufCFieldDescriptor *vf = &ed->fields[1];
 	size_t n = *(const size_t *)((const char *)m + fd->quantifier_offset);
-	ProtobufCMessage *const *arr =
-		*(ProtobufCMessage *const *const *)((const char *)m + fd->offset);
+	ProtobufCMessage *const *arr = *(
+		ProtobufCMessage *const *const *)((const char *)m + fd->offset);
 
 	if (n == 0) {
 		puts_(b, "{}");
@@ -778,8 +770,7 @@ static void enc_fields(struct jbuf *b, const ProtobufCMessage *m, int level,
 	}
 }
 
-static void enc_any(struct jbuf *b, const Google__Protobuf__Any *any,
-		    int level)
+static void enc_any(struct jbuf *b, const Google__Protobuf__Any *any, int level)
 {
 	ProtobufCMessage *inner = NULL;
 	bool first = false;
@@ -840,9 +831,7 @@ static void enc_struct_value(struct jbuf *b, const Google__Protobuf__Value *v,
 		else
 			puts_(b, "[]");
 		break;
-	default:
-		puts_(b, "null");
-		break;
+	default: puts_(b, "null"); break;
 	}
 }
 
@@ -864,15 +853,11 @@ static void enc_message(struct jbuf *b, const ProtobufCMessage *m, int level)
 		put_timestamp(b, (const Google__Protobuf__Timestamp *)m);
 		break;
 	case K_WKT_WRAPPER:
-		enc_value(b, &d->fields[0], (const char *)m + d->fields[0].offset,
-			  level);
+		enc_value(b, &d->fields[0],
+			  (const char *)m + d->fields[0].offset, level);
 		break;
-	case K_WKT_STRUCT:
-		enc_map(b, &d->fields[0], m, level);
-		break;
-	case K_WKT_LIST:
-		enc_repeated(b, &d->fields[0], m, level);
-		break;
+	case K_WKT_STRUCT: enc_map(b, &d->fields[0], m, level); break;
+	case K_WKT_LIST: enc_repeated(b, &d->fields[0], m, level); break;
 	case K_WKT_VALUE:
 		enc_struct_value(b, (const Google__Protobuf__Value *)m, level);
 		break;
@@ -892,7 +877,7 @@ static void enc_message(struct jbuf *b, const ProtobufCMessage *m, int level)
 
 char *k_pbjson_encode(const ProtobufCMessage *msg, int indent)
 {
-	struct jbuf b = { .indent = indent > 0 ? K_MIN(indent, 16) : 0 };
+	struct jbuf b = {.indent = indent > 0 ? K_MIN(indent, 16) : 0};
 
 	enc_message(&b, msg, 0);
 	if (b.indent)

@@ -19,7 +19,9 @@
 
 /* Field paths are built in fixed buffers; a path long enough to be cut
  * is still a useful message, so truncation is fine here. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #include "envoy/config/bootstrap/v3/bootstrap.pb-c.h"
 #include "envoy/extensions/access_loggers/file/v3/file.pb-c.h"

@@ -15,7 +15,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(c)                                                              \
+#define CHECK(c)                                                               \
 	do {                                                                   \
 		if (!(c)) {                                                    \
 			fprintf(stderr, "%s:%d: invariant failed: %s\n",       \

@@ -26,8 +26,8 @@ typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConn
 	Hcm;
 
 #define BOOTSTRAP (&envoy__config__bootstrap__v3__bootstrap__descriptor)
-#define CLUSTER (&envoy__config__cluster__v3__cluster__descriptor)
-#define HCM \
+#define CLUSTER	  (&envoy__config__cluster__v3__cluster__descriptor)
+#define HCM                                                                    \
 	(&envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor)
 
 static char errbuf[1024];
@@ -166,7 +166,8 @@ static const char bootstrap_yaml[] =
 static const char bootstrap_json[] =
 	"{\n"
 	" \"node\": {\n"
-	"  \"id\": \"sidecar~10.0.0.1~reviews-v1.default~default.svc.cluster.local\",\n"
+	"  \"id\": "
+	"\"sidecar~10.0.0.1~reviews-v1.default~default.svc.cluster.local\",\n"
 	"  \"cluster\": \"reviews\",\n"
 	"  \"metadata\": {\"ISTIO_VERSION\": \"1.20\",\n"
 	"   \"LABELS\": {\"app\": \"reviews\", \"version\": \"v1\"},\n"
@@ -183,11 +184,13 @@ static const char bootstrap_json[] =
 	"   \"filterChains\": [{\"filters\": [{\n"
 	"    \"name\": \"envoy.filters.network.http_connection_manager\",\n"
 	"    \"typedConfig\": {\n"
-	"     \"@type\": \"type.googleapis.com/envoy.extensions.filters.network."
+	"     \"@type\": "
+	"\"type.googleapis.com/envoy.extensions.filters.network."
 	"http_connection_manager.v3.HttpConnectionManager\",\n"
 	"     \"statPrefix\": \"inbound_0.0.0.0_15006\",\n"
 	"     \"codecType\": \"AUTO\",\n"
-	"     \"routeConfig\": {\"name\": \"inbound|9080||\", \"virtualHosts\": [{\n"
+	"     \"routeConfig\": {\"name\": \"inbound|9080||\", "
+	"\"virtualHosts\": [{\n"
 	"      \"name\": \"backend\", \"domains\": [\"*\"],\n"
 	"      \"routes\": [{\"match\": {\"prefix\": \"/\"},\n"
 	"                  \"route\": {\"cluster\": \"8080\", \"timeout\": "
@@ -198,9 +201,11 @@ static const char bootstrap_json[] =
 	"    }}]}]\n"
 	"  }],\n"
 	"  \"clusters\": [{\n"
-	"   \"name\": \"backend\", \"type\": \"STRICT_DNS\", \"connectTimeout\": "
+	"   \"name\": \"backend\", \"type\": \"STRICT_DNS\", "
+	"\"connectTimeout\": "
 	"\"0.25s\",\n"
-	"   \"lbPolicy\": \"LEAST_REQUEST\", \"perConnectionBufferLimitBytes\": "
+	"   \"lbPolicy\": \"LEAST_REQUEST\", "
+	"\"perConnectionBufferLimitBytes\": "
 	"\"32768\",\n"
 	"   \"circuitBreakers\": {\"thresholds\": [{\"maxConnections\": 100, "
 	"\"maxRetries\": 3}]},\n"
@@ -228,18 +233,22 @@ static void test_bootstrap_yaml(void)
 	K_CHECK_INT_EQ(sr->n_clusters, 1);
 	Cluster *c = sr->clusters[0];
 	K_CHECK_STR_EQ(c->name, "backend");
-	K_CHECK_INT_EQ(c->cluster_discovery_type_case,
-		       ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE);
-	K_CHECK_INT_EQ(c->type,
-		       ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STRICT_DNS);
+	K_CHECK_INT_EQ(
+		c->cluster_discovery_type_case,
+		ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE);
+	K_CHECK_INT_EQ(
+		c->type,
+		ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STRICT_DNS);
 	K_CHECK_INT_EQ(c->connect_timeout->seconds, 0);
 	K_CHECK_INT_EQ(c->connect_timeout->nanos, 250000000);
-	K_CHECK_INT_EQ(c->lb_policy,
-		       ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__LEAST_REQUEST);
+	K_CHECK_INT_EQ(
+		c->lb_policy,
+		ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__LEAST_REQUEST);
 	/* a wrapper is present even when it holds its default */
 	K_CHECK(c->per_connection_buffer_limit_bytes != NULL);
 	K_CHECK_INT_EQ(c->per_connection_buffer_limit_bytes->value, 32768);
-	K_CHECK_INT_EQ(c->circuit_breakers->thresholds[0]->max_retries->value, 3);
+	K_CHECK_INT_EQ(c->circuit_breakers->thresholds[0]->max_retries->value,
+		       3);
 	K_CHECK_STR_EQ(c->load_assignment->endpoints[0]
 			       ->lb_endpoints[0]
 			       ->endpoint->address->socket_address->address,
@@ -260,9 +269,11 @@ static void test_bootstrap_yaml(void)
 
 	/* typed_config: an Any packed from the fields beside "@type" */
 	Envoy__Config__Listener__V3__Listener *l = sr->listeners[0];
-	Envoy__Config__Listener__V3__Filter *f = l->filter_chains[0]->filters[0];
-	K_CHECK_INT_EQ(f->config_type_case,
-		       ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG);
+	Envoy__Config__Listener__V3__Filter *f =
+		l->filter_chains[0]->filters[0];
+	K_CHECK_INT_EQ(
+		f->config_type_case,
+		ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG);
 	K_CHECK_STR_EQ(f->typed_config->type_url,
 		       "type.googleapis.com/envoy.extensions.filters.network."
 		       "http_connection_manager.v3.HttpConnectionManager");
@@ -370,16 +381,19 @@ static void test_errors(void)
 		   "  {\"portValue\": \"5000000000\"}}}}",
 		   "x.yaml:2: admin.address.socketAddress.portValue: "
 		   "5000000000 out of range for uint32");
-	expect_err(BOOTSTRAP, "admin:\n  address:\n    socket_address:\n"
-			      "      port_value: -1\n",
+	expect_err(BOOTSTRAP,
+		   "admin:\n  address:\n    socket_address:\n"
+		   "      port_value: -1\n",
 		   "x.yaml:4: admin.address.socket_address.port_value: -1 out "
 		   "of range for uint32");
-	expect_err(BOOTSTRAP, "admin:\n  address:\n    socket_address:\n"
-			      "      port_value: 1.5\n",
+	expect_err(BOOTSTRAP,
+		   "admin:\n  address:\n    socket_address:\n"
+		   "      port_value: 1.5\n",
 		   "x.yaml:4: admin.address.socket_address.port_value: "
 		   "expected an integer, got \"1.5\"");
-	expect_err(BOOTSTRAP, "memory_allocator_manager:\n"
-			      "  bytes_to_release: \"18446744073709551616\"\n",
+	expect_err(BOOTSTRAP,
+		   "memory_allocator_manager:\n"
+		   "  bytes_to_release: \"18446744073709551616\"\n",
 		   "x.yaml:2: memory_allocator_manager.bytes_to_release: "
 		   "18446744073709551616 out of range for uint64");
 	expect_err(BOOTSTRAP, "static_resources:\n  clusters: {name: a}\n",
@@ -465,16 +479,23 @@ static void test_errors(void)
 		   "x.yaml:3: more than one document (expected exactly one)");
 	expect_err(BOOTSTRAP, "", "x.yaml:1: empty document");
 	expect_err(BOOTSTRAP, "# only a comment\n", "x.yaml:1: empty document");
-	expect_err(BOOTSTRAP, "[]", "x.yaml:1: expected a mapping, got a "
-				    "sequence");
+	expect_err(BOOTSTRAP, "[]",
+		   "x.yaml:1: expected a mapping, got a "
+		   "sequence");
+
+	expect_err(BOOTSTRAP,
+		   "node: {id: \"caf\xc3\xa9\"}\nadmin: {x: \"\xff\"}\n",
+		   "x.yaml:2: invalid UTF-8 (byte 0xff at offset 32)");
+	expect_err(BOOTSTRAP, "node: &n {id: a}\nadmin: *n/id\n",
+		   "x.yaml:2: alias \"*n/id\": alias paths are not supported");
 
 	/* a "billion laughs" document is refused before it is expanded */
 	char bomb[2048];
 	size_t o = (size_t)snprintf(bomb, sizeof(bomb),
 				    "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
 	for (int i = 1; i < 9; i++) {
-		o += (size_t)snprintf(bomb + o, sizeof(bomb) - o,
-				      "a%d: &a%d [", i, i);
+		o += (size_t)snprintf(bomb + o, sizeof(bomb) - o, "a%d: &a%d [",
+				      i, i);
 		for (int k = 0; k < 10; k++)
 			o += (size_t)snprintf(bomb + o, sizeof(bomb) - o,
 					      "%s*a%d", k ? ", " : "", i - 1);
@@ -517,16 +538,15 @@ static void test_yaml_features(void)
 		   "\"defaults\")");
 
 	Bootstrap *b;
-	b = (Bootstrap *)dec(BOOTSTRAP,
-			     "static_resources:\n"
-			     "  clusters:\n"
-			     "  - &base\n"
-			     "    name: one\n"
-			     "    connect_timeout: 1s\n"
-			     "    type: STATIC\n"
-			     "  - <<: *base\n"
-			     "    name: two\n"
-			     "  - *base\n");
+	b = (Bootstrap *)dec(BOOTSTRAP, "static_resources:\n"
+					"  clusters:\n"
+					"  - &base\n"
+					"    name: one\n"
+					"    connect_timeout: 1s\n"
+					"    type: STATIC\n"
+					"  - <<: *base\n"
+					"    name: two\n"
+					"  - *base\n");
 	K_CHECK(b != NULL);
 	if (b) {
 		Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr =
@@ -561,11 +581,23 @@ static void test_yaml_features(void)
 		protobuf_c_message_free_unpacked(&b->base, NULL);
 	}
 
+	/* single-quoted escapes and line folding */
+	b = (Bootstrap *)dec(BOOTSTRAP, "node:\n"
+					"  id: 'it''s ''''''''''''''''''''\n"
+					"     folded  \n"
+					"\n"
+					"     twice'\n");
+	K_CHECK(b != NULL);
+	if (b) {
+		K_CHECK_STR_EQ(b->node->id, "it's '''''''''' folded\ntwice");
+		protobuf_c_message_free_unpacked(&b->base, NULL);
+	}
+
 	/* enums by number; integers from strings and exponents */
-	Cluster *c = (Cluster *)dec(CLUSTER,
-				    "lb_policy: 1\n"
-				    "per_connection_buffer_limit_bytes: \"1e3\"\n"
-				    "max_requests_per_connection: '7'\n");
+	Cluster *c = (Cluster *)dec(
+		CLUSTER, "lb_policy: 1\n"
+			 "per_connection_buffer_limit_bytes: \"1e3\"\n"
+			 "max_requests_per_connection: '7'\n");
 	K_CHECK(c != NULL);
 	if (c) {
 		K_CHECK_INT_EQ(c->lb_policy, 1);
@@ -586,11 +618,11 @@ static void test_wkt(void)
 		int32_t ns;
 		const char *out;
 	} durs[] = {
-		{ "1.5s", 1, 500000000, "\"1.500s\"" },
-		{ "\"-0.000000001s\"", 0, -1, "\"-0.000000001s\"" },
-		{ "0s", 0, 0, "\"0s\"" },
-		{ "315576000000s", 315576000000LL, 0, "\"315576000000s\"" },
-		{ "-2.000100s", -2, -100000, "\"-2.000100s\"" },
+		{"1.5s", 1, 500000000, "\"1.500s\""},
+		{"\"-0.000000001s\"", 0, -1, "\"-0.000000001s\""},
+		{"0s", 0, 0, "\"0s\""},
+		{"315576000000s", 315576000000LL, 0, "\"315576000000s\""},
+		{"-2.000100s", -2, -100000, "\"-2.000100s\""},
 	};
 	for (size_t i = 0; i < K_ARRAY_LEN(durs); i++) {
 		Google__Protobuf__Duration *d =
@@ -605,8 +637,9 @@ static void test_wkt(void)
 		free(j);
 		protobuf_c_message_free_unpacked(&d->base, NULL);
 	}
-	expect_err(dur, "1.5", "x.yaml:1: invalid duration \"1.5\" (expected "
-			       "e.g. \"5s\", \"0.25s\")");
+	expect_err(dur, "1.5",
+		   "x.yaml:1: invalid duration \"1.5\" (expected "
+		   "e.g. \"5s\", \"0.25s\")");
 	expect_err(dur, "1.0000000001s",
 		   "x.yaml:1: invalid duration \"1.0000000001s\" (expected "
 		   "e.g. \"5s\", \"0.25s\")");
@@ -644,8 +677,10 @@ static void test_wkt(void)
 	}
 	expect_err(&google__protobuf__bytes_value__descriptor, "\"a===\"",
 		   "x.yaml:1: expected base64 bytes, got \"a===\"");
-	Google__Protobuf__DoubleValue *dv = (Google__Protobuf__DoubleValue *)dec(
-		&google__protobuf__double_value__descriptor, "\"-Infinity\"");
+	Google__Protobuf__DoubleValue *dv =
+		(Google__Protobuf__DoubleValue *)dec(
+			&google__protobuf__double_value__descriptor,
+			"\"-Infinity\"");
 	K_CHECK(dv && isinf(dv->value) && dv->value < 0);
 	if (dv)
 		protobuf_c_message_free_unpacked(&dv->base, NULL);
@@ -727,16 +762,16 @@ static void test_maps(void)
 		       "HttpProtocolOptions");
 
 	char *j = k_pbjson_encode(&c->base, 0);
-	K_CHECK_STR_EQ(j,
-		       "{\"name\":\"c\",\"metadata\":{\"filter_metadata\":{"
-		       "\"istio\":{\"config\":\"/apis/v1\",\"weight\":2},"
-		       "\"envoy.lb\":{\"canary\":true}}},"
-		       "\"typed_extension_protocol_options\":{"
-		       "\"envoy.extensions.upstreams.http.v3."
-		       "HttpProtocolOptions\":{\"@type\":\"type.googleapis.com/"
-		       "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-		       "\",\"explicit_http_config\":{\"http2_protocol_options\":"
-		       "{}}}}}");
+	K_CHECK_STR_EQ(
+		j, "{\"name\":\"c\",\"metadata\":{\"filter_metadata\":{"
+		   "\"istio\":{\"config\":\"/apis/v1\",\"weight\":2},"
+		   "\"envoy.lb\":{\"canary\":true}}},"
+		   "\"typed_extension_protocol_options\":{"
+		   "\"envoy.extensions.upstreams.http.v3."
+		   "HttpProtocolOptions\":{\"@type\":\"type.googleapis.com/"
+		   "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+		   "\",\"explicit_http_config\":{\"http2_protocol_options\":"
+		   "{}}}}}");
 	free(j);
 	check_roundtrip(&c->base);
 	protobuf_c_message_free_unpacked(&c->base, NULL);
@@ -749,14 +784,15 @@ static void test_maps(void)
 static void test_encoder(void)
 {
 	Bootstrap b = ENVOY__CONFIG__BOOTSTRAP__V3__BOOTSTRAP__INIT;
-	Envoy__Config__Core__V3__Node node = ENVOY__CONFIG__CORE__V3__NODE__INIT;
+	Envoy__Config__Core__V3__Node node =
+		ENVOY__CONFIG__CORE__V3__NODE__INIT;
 	Envoy__Config__Bootstrap__V3__MemoryAllocatorManager mam =
 		ENVOY__CONFIG__BOOTSTRAP__V3__MEMORY_ALLOCATOR_MANAGER__INIT;
 	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
 	Envoy__Config__Core__V3__TypedExtensionConfig tec =
 		ENVOY__CONFIG__CORE__V3__TYPED_EXTENSION_CONFIG__INIT;
-	Envoy__Config__Core__V3__TypedExtensionConfig *tecs[] = { &tec };
-	uint8_t raw[] = { 0x08, 0x96, 0x01 };
+	Envoy__Config__Core__V3__TypedExtensionConfig *tecs[] = {&tec};
+	uint8_t raw[] = {0x08, 0x96, 0x01};
 	char id[] = "q\"b\\s\n\x01\x7f caf\xc3\xa9 \xff";
 
 	node.id = id;
@@ -774,14 +810,14 @@ static void test_encoder(void)
 	b.enable_dispatcher_stats = 1;
 
 	char *j = k_pbjson_encode(&b.base, 0);
-	K_CHECK_STR_EQ(j,
-		       "{\"node\":{\"id\":\"q\\\"b\\\\s\\n\\u0001\\u007f caf\xc3"
-		       "\xa9 \\ufffd\"},\"enable_dispatcher_stats\":true,"
-		       "\"bootstrap_extensions\":[{\"name\":\"ext\","
-		       "\"typed_config\":{\"@type\":\"type.googleapis.com/acme."
-		       "Unknown\",\"value\":\"CJYB\"}}],"
-		       "\"memory_allocator_manager\":{\"bytes_to_release\":"
-		       "\"18446744073709551615\"}}");
+	K_CHECK_STR_EQ(
+		j, "{\"node\":{\"id\":\"q\\\"b\\\\s\\n\\u0001\\u007f caf\xc3"
+		   "\xa9 \\ufffd\"},\"enable_dispatcher_stats\":true,"
+		   "\"bootstrap_extensions\":[{\"name\":\"ext\","
+		   "\"typed_config\":{\"@type\":\"type.googleapis.com/acme."
+		   "Unknown\",\"value\":\"CJYB\"}}],"
+		   "\"memory_allocator_manager\":{\"bytes_to_release\":"
+		   "\"18446744073709551615\"}}");
 	free(j);
 
 	/* pretty printing */
