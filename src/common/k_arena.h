@@ -12,12 +12,12 @@
 struct k_arena_block;
 
 struct k_arena {
-	char *cur, *end;		/* free space in the current block */
-	struct k_arena_block *chain;	/* malloc'd blocks, newest first */
-	char *first;			/* caller-provided first block */
+	char *cur, *end;	     /* free space in the current block */
+	struct k_arena_block *chain; /* malloc'd blocks, newest first */
+	char *first;		     /* caller-provided first block */
 	size_t first_size;
-	size_t used_total;		/* bytes handed out, for the limit */
-	size_t limit;			/* 0: unlimited */
+	size_t used_total; /* bytes handed out, for the limit */
+	size_t limit;	   /* 0: unlimited */
 };
 
 /* Use buf[0..size) as the first block. limit bounds the total (0: none). */

@@ -12,15 +12,15 @@
 
 enum {
 	K_OK = 0,
-	K_ENOMEM = -1,	 /* allocation failed */
-	K_EINVAL = -2,	 /* malformed input; a message says where */
-	K_EAGAIN = -3,	 /* need more input; call again with more bytes */
-	K_ELIMIT = -4,	 /* a configured limit was exceeded */
-	K_ENOTSUP = -5,	 /* well-formed but not supported */
-	K_ENOENT = -6,	 /* named thing does not exist */
-	K_EIO = -7,	 /* OS-level I/O failure */
+	K_ENOMEM = -1,	  /* allocation failed */
+	K_EINVAL = -2,	  /* malformed input; a message says where */
+	K_EAGAIN = -3,	  /* need more input; call again with more bytes */
+	K_ELIMIT = -4,	  /* a configured limit was exceeded */
+	K_ENOTSUP = -5,	  /* well-formed but not supported */
+	K_ENOENT = -6,	  /* named thing does not exist */
+	K_EIO = -7,	  /* OS-level I/O failure */
 	K_ETIMEDOUT = -8, /* deadline passed */
-	K_ECLOSED = -9,	 /* peer closed / object shut down */
+	K_ECLOSED = -9,	  /* peer closed / object shut down */
 };
 
 /* Name of an error code, for logs ("K_EINVAL"). Never NULL. */
@@ -32,15 +32,14 @@ struct k_str {
 	size_t len;
 };
 
-#define K_STR_LIT(s) ((struct k_str){ (s), sizeof(s) - 1 })
-#define K_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define K_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define K_MAX(a, b) ((a) > (b) ? (a) : (b))
-#define K_UNUSED(x) ((void)(x))
-#define K_LIKELY(x) __builtin_expect(!!(x), 1)
-#define K_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define K_CONTAINER_OF(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
+#define K_STR_LIT(s)			  ((struct k_str){(s), sizeof(s) - 1})
+#define K_ARRAY_LEN(a)			  (sizeof(a) / sizeof((a)[0]))
+#define K_MIN(a, b)			  ((a) < (b) ? (a) : (b))
+#define K_MAX(a, b)			  ((a) > (b) ? (a) : (b))
+#define K_UNUSED(x)			  ((void)(x))
+#define K_LIKELY(x)			  __builtin_expect(!!(x), 1)
+#define K_UNLIKELY(x)			  __builtin_expect(!!(x), 0)
+#define K_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static inline int k_str_eq(struct k_str a, struct k_str b)
 {
@@ -51,7 +50,7 @@ static inline int k_str_eq(struct k_str a, struct k_str b)
 int k_str_ieq(struct k_str a, struct k_str b);
 static inline int k_str_ieq_lit(struct k_str a, const char *lit)
 {
-	struct k_str b = { lit, strlen(lit) };
+	struct k_str b = {lit, strlen(lit)};
 	return k_str_ieq(a, b);
 }
 

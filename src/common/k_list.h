@@ -42,7 +42,7 @@ static inline void k_list_del(struct k_list *n)
 	n->prev = n->next = n;
 }
 
-#define k_list_entry(ptr, type, member) K_CONTAINER_OF(ptr, type, member)
+#define k_list_entry(ptr, type, member)	 K_CONTAINER_OF(ptr, type, member)
 #define k_list_first(head, type, member) k_list_entry((head)->next, type, member)
 
 #endif

@@ -63,8 +63,7 @@ union pbval {
 	ProtobufCMessage *m;
 };
 
-static size_t __attribute__((format(printf, 2, 3)))
-path_push(struct dctx *c, const char *fmt, ...)
+static size_t __attribute__((format(printf, 2, 3))) path_push(struct dctx *c, const char *fmt, ...)
 {
 	size_t old = c->plen;
 	size_t room = sizeof(c->path) - c->plen;
@@ -89,8 +88,7 @@ static void path_pop(struct dctx *c, size_t old)
 
 static size_t path_push_name(struct dctx *c, const char *name, size_t len)
 {
-	return path_push(c, "%s%.*s", c->plen ? "." : "", (int)K_MIN(len, 128),
-			 name);
+	return path_push(c, "%s%.*s", c->plen ? "." : "", (int)K_MIN(len, 128), name);
 }
 
 static void appendf(char *buf, size_t size, size_t *off, const char *fmt, ...)
@@ -109,7 +107,8 @@ static void appendf(char *buf, size_t size, size_t *off, const char *fmt, ...)
 		*off += K_MIN((size_t)n, size - *off - 1);
 }
 
-/* Text of a single-quoted scalar, unescaped by us (see unquote_single). */
+/* A scalar's text, which prepare_scalars() stores in every scalar node's
+ * meta pointer before decoding. */
 struct qtext {
 	size_t len;
 	char s[];
@@ -143,8 +142,7 @@ static int node_line(struct dctx *c, struct fy_node *n)
 		switch (fy_node_get_type(n)) {
 		case FYNT_SCALAR: {
 			struct fy_token *t = fy_node_get_scalar_token(n);
-			const struct fy_mark *m =
-				t ? fy_token_start_mark(t) : NULL;
+			const struct fy_mark *m = t ? fy_token_start_mark(t) : NULL;
 			return m ? m->line + 1 : c->line;
 		}
 		case FYNT_MAPPING:
@@ -209,9 +207,8 @@ static bool is_quoted(struct fy_node *n)
 	default: break;
 	}
 	tag = fy_node_get_tag(n, &tlen);
-	return tag &&
-	       ((tlen == 5 && !memcmp(tag, "!!str", 5)) ||
-		(tlen == 21 && !memcmp(tag, "tag:yaml.org,2002:str", 21)));
+	return tag && ((tlen == 5 && !memcmp(tag, "!!str", 5)) ||
+		       (tlen == 21 && !memcmp(tag, "tag:yaml.org,2002:str", 21)));
 }
 
 static bool text_is(const char *s, size_t len, const char *lit)
@@ -275,8 +272,7 @@ static int fail_type(struct dctx *c, struct fy_node *n, const char *expected)
 {
 	char d[80];
 
-	return fail(c, n, "expected %s, got %s", expected,
-		    node_desc(n, d, sizeof(d)));
+	return fail(c, n, "expected %s, got %s", expected, node_desc(n, d, sizeof(d)));
 }
 
 /* Copy a scalar into buf as a C string; false if it does not fit (no
@@ -348,8 +344,7 @@ static bool loose_eq(const char *a, size_t al, const char *b, size_t bl)
 			j++;
 		if (i == al || j == bl)
 			return i == al && j == bl;
-		if (tolower((unsigned char)a[i]) !=
-		    tolower((unsigned char)b[j]))
+		if (tolower((unsigned char)a[i]) != tolower((unsigned char)b[j]))
 			return false;
 		i++;
 		j++;
@@ -366,9 +361,8 @@ struct suggest {
 static void suggest_try(struct suggest *s, const char *cand)
 {
 	size_t cl = strlen(cand);
-	size_t d = loose_eq(s->key, s->klen, cand, cl)
-			   ? 0
-			   : edit_distance(s->key, s->klen, cand, cl);
+	size_t d =
+		loose_eq(s->key, s->klen, cand, cl) ? 0 : edit_distance(s->key, s->klen, cand, cl);
 	size_t limit = s->klen < 5 ? 1 : s->klen < 10 ? 2 : 3;
 
 	if (d <= limit && d < s->score) {
@@ -409,8 +403,8 @@ static bool camel_eq(const char *proto, const char *key, size_t klen)
 	return j == klen;
 }
 
-static const ProtobufCFieldDescriptor *
-find_field(const ProtobufCMessageDescriptor *d, const char *key, size_t klen)
+static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescriptor *d,
+						  const char *key, size_t klen)
 {
 	for (unsigned i = 0; i < d->n_fields; i++)
 		if (text_is(key, klen, d->fields[i].name))
@@ -440,16 +434,14 @@ static size_t elem_size(ProtobufCType t)
 }
 
 /* Store a decoded value in a singular field, with its presence marker. */
-static void store(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *fd,
-		  const union pbval *v)
+static void store(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *fd, const union pbval *v)
 {
 	char *base = (char *)msg;
 
 	memcpy(base + fd->offset, v, elem_size(fd->type));
 	if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
 		*(uint32_t *)(base + fd->quantifier_offset) = fd->id;
-	else if (fd->label == PROTOBUF_C_LABEL_OPTIONAL &&
-		 fd->type != PROTOBUF_C_TYPE_STRING &&
+	else if (fd->label == PROTOBUF_C_LABEL_OPTIONAL && fd->type != PROTOBUF_C_TYPE_STRING &&
 		 fd->type != PROTOBUF_C_TYPE_MESSAGE)
 		*(protobuf_c_boolean *)(base + fd->quantifier_offset) = 1;
 }
@@ -522,8 +514,8 @@ enum { NUM_OK = 0, NUM_SYNTAX = -1, NUM_RANGE = -2 };
 /* An integer from "123", "-5", or an integral float form such as "1e3",
  * as the proto3 JSON mapping allows; bounds are [lo, hi] for signed types,
  * [0, uhi] when is_unsigned. */
-static int parse_integer(const char *s, bool is_unsigned, int64_t lo,
-			 int64_t hi, uint64_t uhi, union pbval *v)
+static int parse_integer(const char *s, bool is_unsigned, int64_t lo, int64_t hi, uint64_t uhi,
+			 union pbval *v)
 {
 	const char *p = s + (*s == '-');
 	bool plain = *p != '\0';
@@ -567,16 +559,15 @@ static int parse_integer(const char *s, bool is_unsigned, int64_t lo,
 			return NUM_RANGE;
 		v->u64 = (uint64_t)d;
 	} else {
-		if (d < -9223372036854775808.0 || d >= 9223372036854775808.0 ||
-		    (int64_t)d < lo || (int64_t)d > hi)
+		if (d < -9223372036854775808.0 || d >= 9223372036854775808.0 || (int64_t)d < lo ||
+		    (int64_t)d > hi)
 			return NUM_RANGE;
 		v->i64 = (int64_t)d;
 	}
 	return NUM_OK;
 }
 
-static int dec_int(struct dctx *c, ProtobufCType t, struct fy_node *n,
-		   union pbval *v)
+static int dec_int(struct dctx *c, ProtobufCType t, struct fy_node *n, union pbval *v)
 {
 	char buf[128];
 	union pbval tmp = {0};
@@ -610,15 +601,13 @@ static int dec_int(struct dctx *c, ProtobufCType t, struct fy_node *n,
 		break;
 	}
 	if (r == NUM_RANGE)
-		return fail(c, n, "%s out of range for %s", buf,
-			    int_type_name(t));
+		return fail(c, n, "%s out of range for %s", buf, int_type_name(t));
 	if (r != NUM_OK)
 		return fail_type(c, n, "an integer");
 	return 0;
 }
 
-static int dec_float(struct dctx *c, ProtobufCType t, struct fy_node *n,
-		     union pbval *v)
+static int dec_float(struct dctx *c, ProtobufCType t, struct fy_node *n, union pbval *v)
 {
 	char buf[128];
 	const char *s = buf;
@@ -631,20 +620,18 @@ static int dec_float(struct dctx *c, ProtobufCType t, struct fy_node *n,
 	if (*s == '-' || *s == '+')
 		s++;
 	/* JSON's spellings first, then YAML's */
-	if (!strcmp(buf, "NaN") || !strcmp(buf, ".nan") ||
-	    !strcmp(buf, ".NaN") || !strcmp(buf, ".NAN")) {
+	if (!strcmp(buf, "NaN") || !strcmp(buf, ".nan") || !strcmp(buf, ".NaN") ||
+	    !strcmp(buf, ".NAN")) {
 		d = NAN;
-	} else if (!strcmp(buf, "Infinity") || !strcmp(buf, "-Infinity") ||
-		   !strcmp(s, ".inf") || !strcmp(s, ".Inf") ||
-		   !strcmp(s, ".INF")) {
+	} else if (!strcmp(buf, "Infinity") || !strcmp(buf, "-Infinity") || !strcmp(s, ".inf") ||
+		   !strcmp(s, ".Inf") || !strcmp(s, ".INF")) {
 		d = neg ? -INFINITY : INFINITY;
 	} else if (number_syntax(buf)) {
 		if (t == PROTOBUF_C_TYPE_FLOAT) {
 			/* strtof directly: no double rounding */
 			float f = strtof(buf, NULL);
 			if (isinf(f))
-				return fail(c, n, "%s out of range for float",
-					    buf);
+				return fail(c, n, "%s out of range for float", buf);
 			v->f = f;
 			return 0;
 		}
@@ -668,8 +655,7 @@ static int dec_bool(struct dctx *c, struct fy_node *n, union pbval *v)
 
 	if (node_kind(n) == NK_SCALAR) {
 		s = scalar_text(n, &len);
-		if (text_is(s, len, "true") || text_is(s, len, "True") ||
-		    text_is(s, len, "TRUE")) {
+		if (text_is(s, len, "true") || text_is(s, len, "True") || text_is(s, len, "TRUE")) {
 			v->b = 1;
 			return 0;
 		}
@@ -682,8 +668,8 @@ static int dec_bool(struct dctx *c, struct fy_node *n, union pbval *v)
 	return fail_type(c, n, "true or false");
 }
 
-static int dec_enum(struct dctx *c, const ProtobufCEnumDescriptor *ed,
-		    struct fy_node *n, union pbval *v)
+static int dec_enum(struct dctx *c, const ProtobufCEnumDescriptor *ed, struct fy_node *n,
+		    union pbval *v)
 {
 	const ProtobufCEnumValue *ev;
 	struct suggest sg = {0};
@@ -702,9 +688,7 @@ static int dec_enum(struct dctx *c, const ProtobufCEnumDescriptor *ed,
 	/* proto3 enums are open: any int32 is a value */
 	switch (parse_integer(name, false, INT32_MIN, INT32_MAX, 0, &num)) {
 	case NUM_OK: v->i32 = (int32_t)num.i64; return 0;
-	case NUM_RANGE:
-		return fail(c, n, "%s out of range for enum %s", name,
-			    ed->name);
+	case NUM_RANGE: return fail(c, n, "%s out of range for enum %s", name, ed->name);
 	default: break;
 	}
 	sg.key = name;
@@ -713,8 +697,7 @@ static int dec_enum(struct dctx *c, const ProtobufCEnumDescriptor *ed,
 	for (unsigned i = 0; i < ed->n_values; i++)
 		suggest_try(&sg, ed->values[i].name);
 	suggest_fmt(&sg, hint, sizeof(hint));
-	return fail(c, n, "unknown enum value \"%s\" (%s)%s", name, ed->name,
-		    hint);
+	return fail(c, n, "unknown enum value \"%s\" (%s)%s", name, ed->name, hint);
 }
 
 static int dec_string(struct dctx *c, struct fy_node *n, union pbval *v)
@@ -754,8 +737,7 @@ static int dec_bytes(struct dctx *c, struct fy_node *n, union pbval *v)
 
 /* ---- well-known types ---- */
 
-static int dec_duration(struct dctx *c, struct fy_node *n,
-			Google__Protobuf__Duration *dur)
+static int dec_duration(struct dctx *c, struct fy_node *n, Google__Protobuf__Duration *dur)
 {
 	char buf[64], d[80];
 	int rc = K_EINVAL;
@@ -772,8 +754,7 @@ static int dec_duration(struct dctx *c, struct fy_node *n,
 	return 0;
 }
 
-static int dec_timestamp(struct dctx *c, struct fy_node *n,
-			 Google__Protobuf__Timestamp *ts)
+static int dec_timestamp(struct dctx *c, struct fy_node *n, Google__Protobuf__Timestamp *ts)
 {
 	char buf[64], d[80];
 	int rc = K_EINVAL;
@@ -790,19 +771,17 @@ static int dec_timestamp(struct dctx *c, struct fy_node *n,
 	return 0;
 }
 
-static int dec_message(struct dctx *c, const ProtobufCMessageDescriptor *d,
-		       struct fy_node *n, ProtobufCMessage **out);
-static int dec_fields(struct dctx *c, ProtobufCMessage *msg, struct fy_node *n,
-		      bool in_any);
-static int dec_map(struct dctx *c, ProtobufCMessage *msg,
-		   const ProtobufCFieldDescriptor *fd, struct fy_node *n);
-static int dec_repeated(struct dctx *c, ProtobufCMessage *msg,
-			const ProtobufCFieldDescriptor *fd, struct fy_node *n);
+static int dec_message(struct dctx *c, const ProtobufCMessageDescriptor *d, struct fy_node *n,
+		       ProtobufCMessage **out);
+static int dec_fields(struct dctx *c, ProtobufCMessage *msg, struct fy_node *n, bool in_any);
+static int dec_map(struct dctx *c, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *fd,
+		   struct fy_node *n);
+static int dec_repeated(struct dctx *c, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *fd,
+			struct fy_node *n);
 
 /* google.protobuf.Value: YAML's reading of a plain scalar decides its kind
  * (so `port: 80` is a number, `on: true` a bool); quoted text is a string. */
-static int dec_struct_value(struct dctx *c, struct fy_node *n,
-			    Google__Protobuf__Value *v)
+static int dec_struct_value(struct dctx *c, struct fy_node *n, Google__Protobuf__Value *v)
 {
 	ProtobufCMessage *sub = NULL;
 	union pbval tmp = {0};
@@ -817,16 +796,14 @@ static int dec_struct_value(struct dctx *c, struct fy_node *n,
 		v->null_value = GOOGLE__PROTOBUF__NULL_VALUE__NULL_VALUE;
 		return 0;
 	case NK_MAP:
-		rc = dec_message(c, &google__protobuf__struct__descriptor, n,
-				 &sub);
+		rc = dec_message(c, &google__protobuf__struct__descriptor, n, &sub);
 		if (rc)
 			return rc;
 		v->struct_value = (Google__Protobuf__Struct *)sub;
 		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE;
 		return 0;
 	case NK_SEQ:
-		rc = dec_message(c, &google__protobuf__list_value__descriptor,
-				 n, &sub);
+		rc = dec_message(c, &google__protobuf__list_value__descriptor, n, &sub);
 		if (rc)
 			return rc;
 		v->list_value = (Google__Protobuf__ListValue *)sub;
@@ -836,9 +813,9 @@ static int dec_struct_value(struct dctx *c, struct fy_node *n,
 	}
 	s = scalar_text(n, &len);
 	if (!is_quoted(n)) {
-		if (text_is(s, len, "true") || text_is(s, len, "True") ||
-		    text_is(s, len, "TRUE") || text_is(s, len, "false") ||
-		    text_is(s, len, "False") || text_is(s, len, "FALSE")) {
+		if (text_is(s, len, "true") || text_is(s, len, "True") || text_is(s, len, "TRUE") ||
+		    text_is(s, len, "false") || text_is(s, len, "False") ||
+		    text_is(s, len, "FALSE")) {
 			v->bool_value = s[0] == 't' || s[0] == 'T';
 			v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
 			return 0;
@@ -846,11 +823,9 @@ static int dec_struct_value(struct dctx *c, struct fy_node *n,
 		if (scalar_cstr(n, buf, sizeof(buf)) && number_syntax(buf)) {
 			double d = strtod(buf, NULL);
 			if (!isfinite(d))
-				return fail(c, n, "%s out of range for double",
-					    buf);
+				return fail(c, n, "%s out of range for double", buf);
 			v->number_value = d;
-			v->kind_case =
-				GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
+			v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
 			return 0;
 		}
 	}
@@ -867,8 +842,7 @@ static bool any_uses_value_key(const ProtobufCMessageDescriptor *d)
 	return k_pbjson_wkt_of(d) != K_WKT_NONE;
 }
 
-static int dec_any(struct dctx *c, struct fy_node *n,
-		   Google__Protobuf__Any *any)
+static int dec_any(struct dctx *c, struct fy_node *n, Google__Protobuf__Any *any)
 {
 	struct fy_node *tnode = NULL, *vnode = NULL;
 	const ProtobufCMessageDescriptor *td;
@@ -891,8 +865,7 @@ static int dec_any(struct dctx *c, struct fy_node *n,
 			return 0;
 		return fail(c, n, "missing \"@type\" in a google.protobuf.Any");
 	}
-	if (node_kind(tnode) != NK_SCALAR ||
-	    !scalar_cstr(tnode, url, sizeof(url)))
+	if (node_kind(tnode) != NK_SCALAR || !scalar_cstr(tnode, url, sizeof(url)))
 		return fail_type(c, tnode, "a type URL for \"@type\"");
 	td = k_pb_registry_find(url);
 	if (!td)
@@ -909,11 +882,10 @@ static int dec_any(struct dctx *c, struct fy_node *n,
 				vnode = fy_node_pair_value(p);
 			} else if (!text_is(k, klen, "@type")) {
 				size_t old = path_push_name(c, k, klen);
-				rc = fail(
-					c, kn,
-					"unknown field (an Any holding %s has "
-					"only \"@type\" and \"value\")",
-					td->name);
+				rc = fail(c, kn,
+					  "unknown field (an Any holding %s has "
+					  "only \"@type\" and \"value\")",
+					  td->name);
 				path_pop(c, old);
 				return rc;
 			}
@@ -953,13 +925,12 @@ out:
 
 /* Decode one element of fd's type (a singular value, a list item, a map
  * value) into v. On failure v holds nothing to free. */
-static int dec_single(struct dctx *c, const ProtobufCFieldDescriptor *fd,
-		      struct fy_node *n, union pbval *v)
+static int dec_single(struct dctx *c, const ProtobufCFieldDescriptor *fd, struct fy_node *n,
+		      union pbval *v)
 {
 	memset(v, 0, sizeof(*v));
 	switch (fd->type) {
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return dec_message(c, fd->descriptor, n, &v->m);
+	case PROTOBUF_C_TYPE_MESSAGE: return dec_message(c, fd->descriptor, n, &v->m);
 	case PROTOBUF_C_TYPE_STRING: return dec_string(c, n, v);
 	case PROTOBUF_C_TYPE_BYTES: return dec_bytes(c, n, v);
 	case PROTOBUF_C_TYPE_BOOL: return dec_bool(c, n, v);
@@ -985,8 +956,8 @@ static bool null_ignored(const ProtobufCFieldDescriptor *fd, struct fy_node *n)
 }
 
 /* A field's JSON value, decoded and stored. */
-static int dec_field(struct dctx *c, ProtobufCMessage *msg,
-		     const ProtobufCFieldDescriptor *fd, struct fy_node *n)
+static int dec_field(struct dctx *c, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *fd,
+		     struct fy_node *n)
 {
 	union pbval v;
 	int rc;
@@ -994,8 +965,7 @@ static int dec_field(struct dctx *c, ProtobufCMessage *msg,
 	if (null_ignored(fd, n))
 		return 0;
 	if (fd->label == PROTOBUF_C_LABEL_REPEATED)
-		return k_pbjson_is_map(fd) ? dec_map(c, msg, fd, n)
-					   : dec_repeated(c, msg, fd, n);
+		return k_pbjson_is_map(fd) ? dec_map(c, msg, fd, n) : dec_repeated(c, msg, fd, n);
 	rc = dec_single(c, fd, n, &v);
 	if (rc)
 		return rc;
@@ -1003,8 +973,8 @@ static int dec_field(struct dctx *c, ProtobufCMessage *msg,
 	return 0;
 }
 
-static int dec_repeated(struct dctx *c, ProtobufCMessage *msg,
-			const ProtobufCFieldDescriptor *fd, struct fy_node *n)
+static int dec_repeated(struct dctx *c, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *fd,
+			struct fy_node *n)
 {
 	size_t esz = elem_size(fd->type), count, *np;
 	struct fy_node *item;
@@ -1023,8 +993,7 @@ static int dec_repeated(struct dctx *c, ProtobufCMessage *msg,
 	np = (size_t *)((char *)msg + fd->quantifier_offset);
 	*(void **)((char *)msg + fd->offset) = arr;
 	*np = 0;
-	while (!rc && *np < count &&
-	       (item = fy_node_sequence_iterate(n, &it))) {
+	while (!rc && *np < count && (item = fy_node_sequence_iterate(n, &it))) {
 		size_t old = path_push(c, "[%zu]", *np);
 		union pbval v;
 
@@ -1044,8 +1013,8 @@ static int dec_repeated(struct dctx *c, ProtobufCMessage *msg,
 	return rc;
 }
 
-static int dec_map(struct dctx *c, ProtobufCMessage *msg,
-		   const ProtobufCFieldDescriptor *fd, struct fy_node *n)
+static int dec_map(struct dctx *c, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *fd,
+		   struct fy_node *n)
 {
 	const ProtobufCMessageDescriptor *ed = fd->descriptor;
 	const ProtobufCFieldDescriptor *kf = &ed->fields[0];
@@ -1078,8 +1047,7 @@ static int dec_map(struct dctx *c, ProtobufCMessage *msg,
 		c->line = node_line(c, kn);
 		/* a Struct's keys read like fields, other maps' like keys */
 		old = dotted ? path_push_name(c, k, klen)
-			     : path_push(c, "[\"%.*s\"]", (int)K_MIN(klen, 128),
-					 k);
+			     : path_push(c, "[\"%.*s\"]", (int)K_MIN(klen, 128), k);
 		if (!kn || fy_node_get_type(kn) != FYNT_SCALAR) {
 			rc = fail_type(c, kn ? kn : n, "a scalar map key");
 			path_pop(c, old);
@@ -1103,8 +1071,8 @@ static int dec_map(struct dctx *c, ProtobufCMessage *msg,
 	return rc;
 }
 
-static int fail_unknown(struct dctx *c, const ProtobufCMessageDescriptor *d,
-			struct fy_node *kn, const char *k, size_t klen)
+static int fail_unknown(struct dctx *c, const ProtobufCMessageDescriptor *d, struct fy_node *kn,
+			const char *k, size_t klen)
 {
 	struct suggest sg = {.key = k, .klen = klen, .score = SIZE_MAX};
 	char hint[160];
@@ -1112,14 +1080,13 @@ static int fail_unknown(struct dctx *c, const ProtobufCMessageDescriptor *d,
 	for (unsigned i = 0; i < d->n_fields; i++)
 		suggest_try(&sg, d->fields[i].name);
 	suggest_fmt(&sg, hint, sizeof(hint));
-	return fail(c, kn, "unknown field (%s has no field \"%.*s\")%s",
-		    d->name, (int)K_MIN(klen, 128), k, hint);
+	return fail(c, kn, "unknown field (%s has no field \"%.*s\")%s", d->name,
+		    (int)K_MIN(klen, 128), k, hint);
 }
 
 /* The fields of msg from mapping n. in_any: n is an Any's object, whose
  * "@type" key is not a field. */
-static int dec_fields(struct dctx *c, ProtobufCMessage *msg, struct fy_node *n,
-		      bool in_any)
+static int dec_fields(struct dctx *c, ProtobufCMessage *msg, struct fy_node *n, bool in_any)
 {
 	const ProtobufCMessageDescriptor *d = msg->descriptor;
 	struct fy_node **seen;
@@ -1153,23 +1120,18 @@ static int dec_fields(struct dctx *c, ProtobufCMessage *msg, struct fy_node *n,
 			rc = fail_unknown(c, d, kn, k, klen);
 		} else if (seen[fd - d->fields]) {
 			size_t plen;
-			const char *prev =
-				scalar_text(seen[fd - d->fields], &plen);
+			const char *prev = scalar_text(seen[fd - d->fields], &plen);
 			rc = fail(c, kn, "field set twice (also as \"%.*s\")",
 				  (int)K_MIN(plen, 128), prev);
 		} else {
 			uint32_t cs = 0;
 			seen[fd - d->fields] = kn;
-			if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-			    !null_ignored(fd, vn))
-				cs = *(uint32_t *)((char *)msg +
-						   fd->quantifier_offset);
+			if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && !null_ignored(fd, vn))
+				cs = *(uint32_t *)((char *)msg + fd->quantifier_offset);
 			if (cs && cs != fd->id) {
 				const ProtobufCFieldDescriptor *o =
-					protobuf_c_message_descriptor_get_field(
-						d, cs);
-				rc = fail(c, kn,
-					  "two members of a oneof set: %s, %s",
+					protobuf_c_message_descriptor_get_field(d, cs);
+				rc = fail(c, kn, "two members of a oneof set: %s, %s",
 					  o ? o->name : "?", fd->name);
 			} else {
 				rc = dec_field(c, msg, fd, vn);
@@ -1179,15 +1141,14 @@ static int dec_fields(struct dctx *c, ProtobufCMessage *msg, struct fy_node *n,
 	}
 	for (unsigned i = 0; !rc && i < d->n_fields; i++)
 		if (d->fields[i].label == PROTOBUF_C_LABEL_REQUIRED && !seen[i])
-			rc = fail(c, n, "missing required field \"%s\"",
-				  d->fields[i].name);
+			rc = fail(c, n, "missing required field \"%s\"", d->fields[i].name);
 	free(seen);
 	c->line = saved_line;
 	return rc;
 }
 
-static int dec_message(struct dctx *c, const ProtobufCMessageDescriptor *d,
-		       struct fy_node *n, ProtobufCMessage **out)
+static int dec_message(struct dctx *c, const ProtobufCMessageDescriptor *d, struct fy_node *n,
+		       ProtobufCMessage **out)
 {
 	enum k_pbjson_wkt w = k_pbjson_wkt_of(d);
 	ProtobufCMessage *msg;
@@ -1206,18 +1167,12 @@ static int dec_message(struct dctx *c, const ProtobufCMessageDescriptor *d,
 	if (node_kind(n) == NK_NULL && w != K_WKT_VALUE)
 		goto out;
 	switch (w) {
-	case K_WKT_DURATION:
-		rc = dec_duration(c, n, (Google__Protobuf__Duration *)msg);
-		break;
-	case K_WKT_TIMESTAMP:
-		rc = dec_timestamp(c, n, (Google__Protobuf__Timestamp *)msg);
-		break;
+	case K_WKT_DURATION: rc = dec_duration(c, n, (Google__Protobuf__Duration *)msg); break;
+	case K_WKT_TIMESTAMP: rc = dec_timestamp(c, n, (Google__Protobuf__Timestamp *)msg); break;
 	case K_WKT_WRAPPER: rc = dec_field(c, msg, &d->fields[0], n); break;
 	case K_WKT_STRUCT: rc = dec_map(c, msg, &d->fields[0], n); break;
 	case K_WKT_LIST: rc = dec_repeated(c, msg, &d->fields[0], n); break;
-	case K_WKT_VALUE:
-		rc = dec_struct_value(c, n, (Google__Protobuf__Value *)msg);
-		break;
+	case K_WKT_VALUE: rc = dec_struct_value(c, n, (Google__Protobuf__Value *)msg); break;
 	case K_WKT_ANY: rc = dec_any(c, n, (Google__Protobuf__Any *)msg); break;
 	default: rc = dec_fields(c, msg, n, false); break;
 	}
@@ -1233,8 +1188,7 @@ out:
 
 /* ---- documents ---- */
 
-static void diag_discard(struct fy_diag *diag, void *user, const char *buf,
-			 size_t len)
+static void diag_discard(struct fy_diag *diag, void *user, const char *buf, size_t len)
 {
 	/* errors are collected and reported through err instead */
 }
@@ -1253,11 +1207,9 @@ static bool yaml_error(struct dctx *c, struct fy_diag *diag)
 			continue;
 		c->rc = K_EINVAL;
 		if (c->errlen)
-			snprintf(c->err, c->errlen,
-				 "%s:%d: YAML syntax error: %s", c->source,
+			snprintf(c->err, c->errlen, "%s:%d: YAML syntax error: %s", c->source,
 				 e->line > 0 ? e->line : 1,
-				 e->msg && e->msg[0] ? e->msg
-						     : "malformed input");
+				 e->msg && e->msg[0] ? e->msg : "malformed input");
 		return true;
 	}
 	return false;
@@ -1305,8 +1257,7 @@ static int check_expansion(struct expand *x, struct fy_node *n, int depth)
 		while (!rc && (p = fy_node_mapping_iterate(n, &it))) {
 			rc = check_expansion(x, fy_node_pair_key(p), depth + 1);
 			if (!rc)
-				rc = check_expansion(x, fy_node_pair_value(p),
-						     depth + 1);
+				rc = check_expansion(x, fy_node_pair_value(p), depth + 1);
 		}
 		return rc;
 	case FYNT_SEQUENCE:
@@ -1322,10 +1273,9 @@ static void qtext_free(struct fy_node *fyn, void *meta, void *user)
 	free(meta);
 }
 
-/* libfyaml 0.7.12 leaks a buffer when it unescapes a run of '' in a
- * single-quoted scalar, so those are unescaped here, from the source
- * between the quotes: '' is ', and a line break with the blanks around it
- * folds to a space (n breaks to n-1 newlines). */
+/* A single-quoted scalar, unescaped from the source between the quotes:
+ * '' is ', and a line break with the blanks around it folds to a space
+ * (n breaks to n-1 newlines). libfyaml 0.7.12 gets runs of '' wrong. */
 static int unquote_single(struct fy_node *n, const char *text, size_t tlen)
 {
 	struct fy_token *t = fy_node_get_scalar_token(n);
@@ -1336,7 +1286,7 @@ static int unquote_single(struct fy_node *n, const char *text, size_t tlen)
 	size_t len, o = 0;
 
 	if (!a || !b || a->input_pos > b->input_pos || b->input_pos > tlen)
-		return 0; /* not from our buffer: leave it to libfyaml */
+		return K_EINVAL;
 	r = text + a->input_pos;
 	len = b->input_pos - a->input_pos;
 	q = malloc(sizeof(*q) + len + 1);
@@ -1346,15 +1296,12 @@ static int unquote_single(struct fy_node *n, const char *text, size_t tlen)
 		if (r[i] == '\'' && i + 1 < len && r[i + 1] == '\'') {
 			q->s[o++] = '\'';
 			i += 2;
-		} else if (r[i] == '\n' || r[i] == '\r') {
+		} else if (r[i] == '\n') {
 			size_t breaks = 0;
 			while (o && (q->s[o - 1] == ' ' || q->s[o - 1] == '\t'))
 				o--;
-			while (i < len && (r[i] == '\n' || r[i] == '\r')) {
-				i += r[i] == '\r' && i + 1 < len &&
-						     r[i + 1] == '\n'
-					     ? 2
-					     : 1;
+			while (i < len && r[i] == '\n') {
+				i++;
 				breaks++;
 				while (i < len && (r[i] == ' ' || r[i] == '\t'))
 					i++;
@@ -1376,6 +1323,45 @@ static int unquote_single(struct fy_node *n, const char *text, size_t tlen)
 	return 0;
 }
 
+/* Any other scalar, through libfyaml's chunk iterator: fy_node_get_scalar()
+ * sizes its buffer from a length hint that 0.7.12 sometimes gets wrong,
+ * and then fails and leaks. */
+static int iterate_scalar(struct fy_node *n)
+{
+	struct fy_token_iter *it = fy_token_iter_create(fy_node_get_scalar_token(n));
+	const struct fy_iter_chunk *ic = NULL;
+	struct qtext *q = NULL, *nq;
+	size_t cap = 0, len = 0;
+	int err = 0;
+
+	if (!it)
+		return K_ENOMEM;
+	while ((ic = fy_token_iter_chunk_next(it, ic, &err))) {
+		if (len + ic->len >= cap) {
+			cap = K_MAX(2 * cap, len + ic->len + 16);
+			nq = realloc(q, sizeof(*q) + cap);
+			if (!nq) {
+				err = K_ENOMEM;
+				break;
+			}
+			q = nq;
+		}
+		memcpy(q->s + len, ic->str, ic->len);
+		len += ic->len;
+	}
+	fy_token_iter_destroy(it);
+	if (!err && !q)
+		q = malloc(sizeof(*q) + 1);
+	if (err || !q || fy_node_set_meta(n, q)) {
+		free(q);
+		return err == K_ENOMEM || !q ? K_ENOMEM : K_EINVAL;
+	}
+	q->s[len] = '\0';
+	q->len = len;
+	return 0;
+}
+
+/* Give every scalar its text (see scalar_text) before decoding starts. */
 static int prepare_scalars(struct fy_node *n, const char *text, size_t tlen)
 {
 	struct fy_node_pair *p;
@@ -1390,8 +1376,7 @@ static int prepare_scalars(struct fy_node *n, const char *text, size_t tlen)
 		while (!rc && (p = fy_node_mapping_iterate(n, &it))) {
 			rc = prepare_scalars(fy_node_pair_key(p), text, tlen);
 			if (!rc)
-				rc = prepare_scalars(fy_node_pair_value(p),
-						     text, tlen);
+				rc = prepare_scalars(fy_node_pair_value(p), text, tlen);
 		}
 		return rc;
 	case FYNT_SEQUENCE:
@@ -1399,16 +1384,16 @@ static int prepare_scalars(struct fy_node *n, const char *text, size_t tlen)
 			rc = prepare_scalars(item, text, tlen);
 		return rc;
 	default:
-		if (fy_node_get_style(n) == FYNS_SINGLE_QUOTED &&
-		    !fy_node_get_meta(n))
+		if (fy_node_get_meta(n)) /* a node reached twice */
+			return 0;
+		if (fy_node_get_style(n) == FYNS_SINGLE_QUOTED)
 			return unquote_single(n, text, tlen);
-		return 0;
+		return iterate_scalar(n);
 	}
 }
 
-static int parse_and_decode(struct dctx *c, struct fy_parser *fyp,
-			    const char *text, size_t len, struct fy_diag *diag,
-			    const ProtobufCMessageDescriptor *desc,
+static int parse_and_decode(struct dctx *c, struct fy_parser *fyp, const char *text, size_t len,
+			    struct fy_diag *diag, const ProtobufCMessageDescriptor *desc,
 			    ProtobufCMessage **out)
 {
 	struct fy_document *fyd, *extra;
@@ -1440,15 +1425,21 @@ static int parse_and_decode(struct dctx *c, struct fy_parser *fyp,
 	/* also when there are no aliases: "<<" may merge an inline mapping */
 	if (fy_document_resolve(fyd)) {
 		if (!yaml_error(c, diag))
-			fail(c, NULL,
-			     "YAML syntax error: cannot resolve aliases");
+			fail(c, NULL, "YAML syntax error: cannot resolve aliases");
 		rc = c->rc;
 		goto out;
 	}
 	root = fy_document_root(fyd);
-	if (fy_document_register_meta(fyd, qtext_free, NULL) ||
-	    prepare_scalars(root, text, len)) {
+	if (fy_document_register_meta(fyd, qtext_free, NULL)) {
 		rc = oom(c);
+		goto out;
+	}
+	rc = prepare_scalars(root, text, len);
+	if (rc == K_ENOMEM) {
+		rc = oom(c);
+		goto out;
+	} else if (rc) {
+		rc = fail(c, root, "YAML syntax error: unreadable scalar");
 		goto out;
 	}
 	if (node_kind(root) == NK_NULL) {
@@ -1461,9 +1452,28 @@ out:
 	return rc;
 }
 
+/* YAML reads CR, LF and CR LF alike, as one line break; libfyaml 0.7.12
+ * miscounts CRs inside scalars, so it only ever sees LF. */
+static char *lf_only(const char *text, size_t *len)
+{
+	char *out = malloc(*len);
+	size_t o = 0;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < *len; i++) {
+		if (text[i] != '\r')
+			out[o++] = text[i];
+		else if (i + 1 == *len || text[i + 1] != '\n')
+			out[o++] = '\n';
+	}
+	*len = o;
+	return out;
+}
+
 int k_pbjson_decode(const char *text, size_t len, const char *source,
-		    const ProtobufCMessageDescriptor *desc,
-		    ProtobufCMessage **out, char *err, size_t errlen)
+		    const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out, char *err,
+		    size_t errlen)
 {
 	struct dctx c = {
 		.source = source ? source : "<input>",
@@ -1473,6 +1483,7 @@ int k_pbjson_decode(const char *text, size_t len, const char *source,
 	};
 	struct fy_parse_cfg pcfg = {0};
 	struct fy_diag_cfg dcfg;
+	char *copy = NULL;
 	size_t bad;
 	struct fy_diag *diag;
 	struct fy_parser *fyp;
@@ -1499,20 +1510,22 @@ int k_pbjson_decode(const char *text, size_t len, const char *source,
 	if (len == 0) {
 		/* libfyaml wants a non-empty input */
 		rc = fail(&c, NULL, "empty document");
-	} else if ((bad = utf8_invalid_at((const unsigned char *)text, len)) <
-		   len) {
+	} else if ((bad = utf8_invalid_at((const unsigned char *)text, len)) < len) {
 		/* YAML and JSON are UTF-8 here; and libfyaml 0.7.12 can spin
 		 * forever on some invalid sequences, so they never reach it */
 		for (size_t i = 0; i < bad; i++)
 			c.line += text[i] == '\n';
 		rc = fail(&c, NULL, "invalid UTF-8 (byte 0x%02x at offset %zu)",
 			  (unsigned char)text[bad], bad);
+	} else if (memchr(text, '\r', len) && !(text = copy = lf_only(text, &len))) {
+		rc = oom(&c);
 	} else if (fy_parser_set_string(fyp, text, len)) {
 		rc = oom(&c);
 	} else {
 		rc = parse_and_decode(&c, fyp, text, len, diag, desc, out);
 	}
 	fy_parser_destroy(fyp);
+	free(copy);
 	/* destroy, not unref: only destroy frees the collected errors */
 	fy_diag_destroy(diag);
 	if (rc && *out) {
@@ -1522,8 +1535,7 @@ int k_pbjson_decode(const char *text, size_t len, const char *source,
 	return rc;
 }
 
-int k_pbjson_decode_file(const char *path,
-			 const ProtobufCMessageDescriptor *desc,
+int k_pbjson_decode_file(const char *path, const ProtobufCMessageDescriptor *desc,
 			 ProtobufCMessage **out, char *err, size_t errlen)
 {
 	struct stat st;
@@ -1541,8 +1553,7 @@ int k_pbjson_decode_file(const char *path,
 	if (!S_ISREG(st.st_mode) || (size_t)st.st_size > MAX_FILE_SIZE) {
 		if (errlen)
 			snprintf(err, errlen, "%s: %s", path,
-				 S_ISREG(st.st_mode) ? "file too large"
-						     : "not a regular file");
+				 S_ISREG(st.st_mode) ? "file too large" : "not a regular file");
 		close(fd);
 		return K_EIO;
 	}
@@ -1570,8 +1581,7 @@ int k_pbjson_decode_file(const char *path,
 	return rc;
 io_error:
 	if (errlen)
-		snprintf(err, errlen, "%s: cannot read: %s", path,
-			 strerror(errno));
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	free(buf);
@@ -1579,8 +1589,8 @@ io_error:
 }
 
 int k_pb_any_unpack(const char *type_url, const uint8_t *data, size_t len,
-		    const ProtobufCMessageDescriptor *expect,
-		    ProtobufCMessage **out, char *err, size_t errlen)
+		    const ProtobufCMessageDescriptor *expect, ProtobufCMessage **out, char *err,
+		    size_t errlen)
 {
 	const ProtobufCMessageDescriptor *d = k_pb_registry_find(type_url);
 
@@ -1589,21 +1599,19 @@ int k_pb_any_unpack(const char *type_url, const uint8_t *data, size_t len,
 		err[0] = '\0';
 	if (!d) {
 		if (errlen)
-			snprintf(err, errlen, "unknown type URL \"%s\"",
-				 type_url);
+			snprintf(err, errlen, "unknown type URL \"%s\"", type_url);
 		return K_ENOENT;
 	}
 	if (expect && d != expect) {
 		if (errlen)
-			snprintf(err, errlen, "type URL \"%s\": expected %s",
-				 type_url, expect->name);
+			snprintf(err, errlen, "type URL \"%s\": expected %s", type_url,
+				 expect->name);
 		return K_EINVAL;
 	}
 	*out = protobuf_c_message_unpack(d, NULL, len, data);
 	if (!*out) {
 		if (errlen)
-			snprintf(err, errlen, "cannot decode %s from %zu bytes",
-				 d->name, len);
+			snprintf(err, errlen, "cannot decode %s from %zu bytes", d->name, len);
 		return K_EINVAL;
 	}
 	return 0;

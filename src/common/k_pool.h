@@ -13,7 +13,10 @@ struct k_pool {
 	uint32_t n_free, max_free;
 };
 
-#define K_POOL_INIT(type, max) { sizeof(type), NULL, 0, (max) }
+#define K_POOL_INIT(type, max)                                                                     \
+	{                                                                                          \
+		sizeof(type), NULL, 0, (max)                                                       \
+	}
 
 /* Uninitialised object of p->size bytes, or NULL. */
 static inline void *k_pool_get(struct k_pool *p)

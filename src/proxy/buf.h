@@ -16,7 +16,7 @@
 
 #include "k_common.h"
 
-#define KP_BUF_SIZE (16u * 1024u)
+#define KP_BUF_SIZE	(16u * 1024u)
 #define KP_BUF_POOL_MAX 64u
 
 struct kp_buf_pool {

@@ -32,11 +32,11 @@ struct kp_cluster_cfg {
 	char *name;
 	uint32_t index;
 	enum kp_lb_policy lb;
-	uint64_t connect_timeout_ms;	  /* Envoy default 5 s */
-	uint64_t idle_timeout_ms;	  /* pooled connection idle limit; 0: none */
-	uint32_t max_connections;	  /* circuit breaker, per worker; default 1024 */
-	uint32_t max_pending_requests;	  /* default 1024 */
-	uint32_t max_requests;		  /* default 1024 */
+	uint64_t connect_timeout_ms;	      /* Envoy default 5 s */
+	uint64_t idle_timeout_ms;	      /* pooled connection idle limit; 0: none */
+	uint32_t max_connections;	      /* circuit breaker, per worker; default 1024 */
+	uint32_t max_pending_requests;	      /* default 1024 */
+	uint32_t max_requests;		      /* default 1024 */
 	uint32_t max_requests_per_connection; /* 0: unlimited */
 	struct kp_endpoint *endpoints;
 	uint32_t n_endpoints;
@@ -53,10 +53,10 @@ struct kp_route {
 	size_t value_len;
 	int case_sensitive; /* Envoy default: true */
 	enum kp_route_kind kind;
-	int cluster; /* index into kp_config.clusters (KP_ROUTE_CLUSTER) */
-	uint64_t timeout_ms; /* 0: disabled; Envoy default 15 s */
+	int cluster;		  /* index into kp_config.clusters (KP_ROUTE_CLUSTER) */
+	uint64_t timeout_ms;	  /* 0: disabled; Envoy default 15 s */
 	uint64_t idle_timeout_ms; /* 0: the connection manager's stream idle timeout */
-	int direct_status;  /* KP_ROUTE_DIRECT_RESPONSE */
+	int direct_status;	  /* KP_ROUTE_DIRECT_RESPONSE */
 	char *direct_body;
 	size_t direct_body_len;
 };
@@ -94,20 +94,24 @@ struct kp_access_log_cfg {
 struct kp_hcm_cfg {
 	char *stat_prefix;
 	struct kp_route_table routes;
-	struct k_h1_limits limits;	  /* max_request_headers_kb, max_headers_count */
-	uint64_t stream_idle_timeout_ms;  /* default 5 min */
-	uint64_t request_timeout_ms;	  /* default 0 (none) */
+	struct k_h1_limits limits;	     /* max_request_headers_kb, max_headers_count */
+	uint64_t stream_idle_timeout_ms;     /* default 5 min */
+	uint64_t request_timeout_ms;	     /* default 0 (none) */
 	uint64_t request_headers_timeout_ms; /* default 0 (none) */
-	uint64_t idle_timeout_ms;	  /* connection idle; default 1 h */
-	uint64_t drain_timeout_ms;	  /* default 5 s */
+	uint64_t idle_timeout_ms;	     /* connection idle; default 1 h */
+	uint64_t drain_timeout_ms;	     /* default 5 s */
 	uint64_t max_connection_duration_ms; /* 0: none */
 	int use_remote_address;
 	uint32_t xff_num_trusted_hops;
-	int generate_request_id;	  /* default true */
+	int generate_request_id; /* default true */
 	int preserve_external_request_id;
 	int always_set_request_id_in_response;
-	char *server_name;		  /* "server" header; default "kite" */
-	enum { KP_SERVER_OVERWRITE, KP_SERVER_APPEND_IF_ABSENT, KP_SERVER_PASS_THROUGH } server_header_mode;
+	char *server_name; /* "server" header; default "kite" */
+	enum {
+		KP_SERVER_OVERWRITE,
+		KP_SERVER_APPEND_IF_ABSENT,
+		KP_SERVER_PASS_THROUGH
+	} server_header_mode;
 	struct kp_access_log_cfg *access_logs;
 	uint32_t n_access_logs;
 	uint32_t stats; /* first slot of KP_HTTP_STATS */
@@ -117,7 +121,7 @@ struct kp_listener_cfg {
 	char *name;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	char addr_str[64]; /* "127.0.0.1:10000" */
+	char addr_str[64];		      /* "127.0.0.1:10000" */
 	uint32_t per_connection_buffer_limit; /* default 1 MiB */
 	struct kp_hcm_cfg hcm;
 	uint32_t stats; /* first slot of KP_LISTENER_STATS */

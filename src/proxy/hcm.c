@@ -15,14 +15,14 @@
 #include "stats.h"
 #include "worker.h"
 
-#define HS(dc, f) ((dc)->hcm->stats + (f))
-#define LS(dc, f) ((dc)->lcfg->stats + (f))
-#define CS(s, f) ((s)->cl->cfg->stats + (f))
+#define HS(dc, f)   ((dc)->hcm->stats + (f))
+#define LS(dc, f)   ((dc)->lcfg->stats + (f))
+#define CS(s, f)    ((s)->cl->cfg->stats + (f))
 #define ARENA_LIMIT (1u << 20)
 /* The loop's cached clock (updated once per loop iteration, ms resolution):
  * timeouts and log durations are in ms, and reading the clock per event
  * showed in profiles. */
-#define NOW(w) ((uint64_t)uv_now(&(w)->loop) * 1000000ull)
+#define NOW(w)	  ((uint64_t)uv_now(&(w)->loop) * 1000000ull)
 #define LINGER_MS 2000
 
 static const char CRLF[] = "\r\n";
@@ -77,7 +77,8 @@ static int write_iov(uv_stream_t *st, struct kp_wq *wq, uv_buf_t *iov, unsigned 
 }
 
 /* Append a framed payload span to an iovec batch. */
-static unsigned frame_data(struct kp_wq *wq, unsigned niov, unsigned *nch, int chunked, struct k_str d)
+static unsigned frame_data(struct kp_wq *wq, unsigned niov, unsigned *nch, int chunked,
+			   struct k_str d)
 {
 	if (chunked) {
 		char *h = wq->chunk_hdr[(*nch)++];
@@ -258,9 +259,9 @@ static void local_reply(struct kp_stream *s, int status, uint32_t flags, const c
 		stream_abort(s, KP_RF_LR);
 		return;
 	}
-	int n = snprintf(h, cap, "HTTP/1.1 %d %s\r\ncontent-length: %zu\r\n%sserver: %s\r\n", status,
-			 k_h1_reason(status), blen, blen ? "content-type: text/plain\r\n" : "",
-			 dc->hcm->server_name);
+	int n = snprintf(h, cap, "HTTP/1.1 %d %s\r\ncontent-length: %zu\r\n%sserver: %s\r\n",
+			 status, k_h1_reason(status), blen,
+			 blen ? "content-type: text/plain\r\n" : "", dc->hcm->server_name);
 	if (detail) {
 		memcpy(h + n, "x-kite-error: ", 14);
 		n += 14;
@@ -272,10 +273,11 @@ static void local_reply(struct kp_stream *s, int status, uint32_t flags, const c
 		h[n++] = '\r';
 		h[n++] = '\n';
 	}
-	n += snprintf(h + n, cap - (size_t)n, "%s\r\n", dc->want_close ? "connection: close\r\n" : "");
+	n += snprintf(h + n, cap - (size_t)n, "%s\r\n",
+		      dc->want_close ? "connection: close\r\n" : "");
 	count_status(dc->w->stats, HS(dc, downstream_rq_1xx), status);
 	s->si.bytes_sent = blen;
-	uv_buf_t iov[2] = { uv_buf_init(h, (unsigned)n), uv_buf_init((char *)body, (unsigned)blen) };
+	uv_buf_t iov[2] = {uv_buf_init(h, (unsigned)n), uv_buf_init((char *)body, (unsigned)blen)};
 	uint64_t written = 0;
 	int rc = write_iov((uv_stream_t *)&dc->tcp, &s->down_wq, iov, blen ? 2 : 1, down_write_cb,
 			   &written);
@@ -292,7 +294,7 @@ static void local_reply(struct kp_stream *s, int status, uint32_t flags, const c
 
 static int hdr_is(struct k_str name, const char *lit, size_t len)
 {
-	return name.len == len && k_str_ieq(name, (struct k_str){ lit, len });
+	return name.len == len && k_str_ieq(name, (struct k_str){lit, len});
 }
 #define HDR_IS(name, lit) hdr_is((name), (lit), sizeof(lit) - 1)
 
@@ -343,7 +345,7 @@ static char *put_hex(char *p, uint64_t v, int digits)
 static void gen_request_id(struct kp_worker *w, char out[37])
 {
 	uint64_t a = kp_worker_rand(w), b = kp_worker_rand(w);
-	a = (a & ~0xf000ull) | 0x4000ull;	      /* version 4 */
+	a = (a & ~0xf000ull) | 0x4000ull;	/* version 4 */
 	b = (b & ~(3ull << 62)) | (2ull << 62); /* RFC 4122 variant */
 	char *p = out;
 	p = put_hex(p, a >> 32, 8);
@@ -364,10 +366,10 @@ static struct k_str addr_host(const char *a)
 	size_t n = strlen(a);
 	if (a[0] == '[') {
 		const char *e = strchr(a, ']');
-		return (struct k_str){ a + 1, e ? (size_t)(e - a - 1) : n - 1 };
+		return (struct k_str){a + 1, e ? (size_t)(e - a - 1) : n - 1};
 	}
 	const char *c = strrchr(a, ':');
-	return (struct k_str){ a, c ? (size_t)(c - a) : n };
+	return (struct k_str){a, c ? (size_t)(c - a) : n};
 }
 
 static int build_upstream_head(struct kp_stream *s, int absolute_form)
@@ -385,7 +387,7 @@ static int build_upstream_head(struct kp_stream *s, int absolute_form)
 	p = put(p, s->si.path.p, s->si.path.len);
 	p = PUT_LIT(p, " HTTP/1.1\r\n");
 	int has_rid = 0, has_xfp = 0, has_cl = 0;
-	struct k_str xff = { 0 };
+	struct k_str xff = {0};
 	if (absolute_form || r->host_idx < 0) {
 		p = PUT_LIT(p, "host: ");
 		p = put(p, s->si.authority.p, s->si.authority.len);
@@ -439,7 +441,7 @@ static int build_upstream_head(struct kp_stream *s, int absolute_form)
 		char id[37];
 		gen_request_id(dc->w, id);
 		p = PUT_LIT(p, "x-request-id: ");
-		s->si.request_id = (struct k_str){ p, 36 };
+		s->si.request_id = (struct k_str){p, 36};
 		p = put(p, id, 36);
 		p = PUT_LIT(p, "\r\n");
 	}
@@ -462,7 +464,7 @@ static int build_upstream_head(struct kp_stream *s, int absolute_form)
 				p = PUT_LIT(p, ", ");
 			p = put(p, me.p, me.len);
 		}
-		s->si.forwarded_for = (struct k_str){ start, (size_t)(p - start) };
+		s->si.forwarded_for = (struct k_str){start, (size_t)(p - start)};
 		p = PUT_LIT(p, "\r\n");
 	}
 	if (!has_xfp)
@@ -494,7 +496,8 @@ static void route_request(struct kp_stream *s)
 		 * authority, send origin-form upstream. */
 		if (r->target.len > 5 && (r->target.p[4] == 's' || r->target.p[4] == 'S')) {
 			local_reply(s, 400, KP_RF_DPE, "Bad Request\n",
-				    "absolute-form request target: only http:// is proxied here (https needs CONNECT)");
+				    "absolute-form request target: only http:// is proxied here "
+				    "(https needs CONNECT)");
 			return;
 		}
 		s->si.authority = r->authority;
@@ -504,19 +507,21 @@ static void route_request(struct kp_stream *s)
 		} else if (r->path.p[0] == '?') {
 			char *p = k_arena_alloc(&s->arena, r->path.len + 1);
 			if (!p) {
-				local_reply(s, 431, KP_RF_DPE, NULL, "request target too large for the per-request arena");
+				local_reply(s, 431, KP_RF_DPE, NULL,
+					    "request target too large for the per-request arena");
 				return;
 			}
 			p[0] = '/';
 			memcpy(p + 1, r->path.p, r->path.len);
-			s->si.path = (struct k_str){ p, r->path.len + 1 };
+			s->si.path = (struct k_str){p, r->path.len + 1};
 		}
 		absolute = 1;
 		break;
 	case K_H1_TARGET_AUTHORITY:
 		dc->want_close = 1; /* a CONNECT client may already be sending tunnel bytes */
-		local_reply(s, 501, 0, "CONNECT is not enabled on this listener\n",
-			    "CONNECT is not enabled on this listener (no upgrade_configs for CONNECT)");
+		local_reply(
+			s, 501, 0, "CONNECT is not enabled on this listener\n",
+			"CONNECT is not enabled on this listener (no upgrade_configs for CONNECT)");
 		return;
 	default:
 		s->si.path = r->target;
@@ -525,7 +530,8 @@ static void route_request(struct kp_stream *s)
 		break;
 	}
 	if (!s->si.authority.len) {
-		local_reply(s, 400, KP_RF_DPE, "Bad Request\n", "request has no Host (HTTP/1.0 without Host header)");
+		local_reply(s, 400, KP_RF_DPE, "Bad Request\n",
+			    "request has no Host (HTTP/1.0 without Host header)");
 		return;
 	}
 	if (r->expect_continue && r->body != K_H1_BODY_NONE && r->minor == 1) {
@@ -537,12 +543,15 @@ static void route_request(struct kp_stream *s)
 	}
 
 	const struct kp_vhost *vh = NULL;
-	const struct kp_route *rt = kp_route_match(&dc->hcm->routes, s->si.authority, s->si.path, &vh);
+	const struct kp_route *rt =
+		kp_route_match(&dc->hcm->routes, s->si.authority, s->si.path, &vh);
 	if (!rt) {
 		kp_stat_inc(w->stats, HS(dc, no_route));
-		snprintf(detail, sizeof(detail), "no route: %s for host \"%.*s\" path \"%.*s\" in route config \"%s\"",
-			 vh ? "no route matched" : "no virtual host matched", (int)K_MIN(s->si.authority.len, 128),
-			 s->si.authority.p, (int)K_MIN(s->si.path.len, 200), s->si.path.p,
+		snprintf(detail, sizeof(detail),
+			 "no route: %s for host \"%.*s\" path \"%.*s\" in route config \"%s\"",
+			 vh ? "no route matched" : "no virtual host matched",
+			 (int)K_MIN(s->si.authority.len, 128), s->si.authority.p,
+			 (int)K_MIN(s->si.path.len, 200), s->si.path.p,
 			 dc->hcm->routes.name ? dc->hcm->routes.name : "");
 		local_reply(s, 404, KP_RF_NR, NULL, detail);
 		return;
@@ -558,7 +567,8 @@ static void route_request(struct kp_stream *s)
 	s->cl = &w->clusters[rt->cluster];
 	s->si.cluster_name = s->cl->cfg->name;
 	if (build_upstream_head(s, absolute)) {
-		local_reply(s, 503, KP_RF_LR, "out of memory\n", "request too large for the per-request arena");
+		local_reply(s, 503, KP_RF_LR, "out of memory\n",
+			    "request too large for the per-request arena");
 		return;
 	}
 	if (s->req_done && rt->timeout_ms)
@@ -580,7 +590,8 @@ static void stream_begin(struct kp_dconn *dc, const struct k_h1_msg *msg, const 
 	struct k_h1_header *hdrs = k_arena_alloc(&s->arena, (msg->nheaders + 1) * sizeof(*hdrs));
 	if (!copy || !hdrs) {
 		s->req_done = 0;
-		local_reply(s, 431, KP_RF_DPE, NULL, "request headers exceed the per-request memory limit");
+		local_reply(s, 431, KP_RF_DPE, NULL,
+			    "request headers exceed the per-request memory limit");
 		return;
 	}
 	memcpy(copy, head, msg->head_len);
@@ -620,10 +631,10 @@ static void dc_next_request(struct kp_dconn *dc)
 		return;
 	}
 	struct k_h1_msg msg;
-	struct k_h1_error err = { 0 };
+	struct k_h1_error err = {0};
 	const char *head = dc->in.data + dc->in.start;
-	int rc = k_h1_parse_request(head, len, dc->head_seen, &dc->hcm->limits, &msg, w->hdr_scratch,
-				    w->hdr_scratch_cap, &err);
+	int rc = k_h1_parse_request(head, len, dc->head_seen, &dc->hcm->limits, &msg,
+				    w->hdr_scratch, w->hdr_scratch_cap, &err);
 	if (rc == K_EAGAIN) {
 		dc->head_seen = len;
 		dc_arm_timer(dc); /* a partial head runs on the header/idle clock */
@@ -645,9 +656,10 @@ static void dc_next_request(struct kp_dconn *dc)
 		char detail[256];
 		snprintf(detail, sizeof(detail), "malformed request: %s (byte %u)",
 			 err.reason ? err.reason : "invalid HTTP/1.1", err.offset);
-		const char *body = err.status == 431 ? "Request Header Fields Too Large\n" :
-				   err.status == 501 ? "Not Implemented\n" :
-				   err.status == 505 ? "HTTP Version Not Supported\n" : "Bad Request\n";
+		const char *body = err.status == 431   ? "Request Header Fields Too Large\n"
+				   : err.status == 501 ? "Not Implemented\n"
+				   : err.status == 505 ? "HTTP Version Not Supported\n"
+						       : "Bad Request\n";
 		local_reply(s, err.status ? err.status : 400, KP_RF_DPE, body, detail);
 		return;
 	}
@@ -691,20 +703,22 @@ static void pump_request(struct kp_stream *s)
 			wq->iov[niov++] = uv_buf_init(s->up_head, s->up_head_len);
 			s->up_head_sent = 1;
 		}
-		while (!s->req_body.done && s->req.body != K_H1_BODY_NONE && niov + 4 <= KP_MAX_IOV &&
-		       kp_rbuf_len(&dc->in)) {
-			struct k_str d = { 0 };
-			struct k_h1_error err = { 0 };
+		while (!s->req_body.done && s->req.body != K_H1_BODY_NONE &&
+		       niov + 4 <= KP_MAX_IOV && kp_rbuf_len(&dc->in)) {
+			struct k_str d = {0};
+			struct k_h1_error err = {0};
 			int c = k_h1_body_decode(&s->req_body, dc->in.data + dc->in.start,
 						 kp_rbuf_len(&dc->in), &d, &err);
 			if (c < 0) {
 				char detail[200];
-				snprintf(detail, sizeof(detail), "malformed request body: %s", err.reason);
+				snprintf(detail, sizeof(detail), "malformed request body: %s",
+					 err.reason);
 				kp_stat_inc(dc->w->stats, HS(dc, downstream_cx_protocol_error));
 				dc->in.start = dc->in.end;
 				s->req_done = 1; /* nothing more will be read */
 				dc->want_close = 1;
-				local_reply(s, err.status ? err.status : 400, KP_RF_DPE, "Bad Request\n", detail);
+				local_reply(s, err.status ? err.status : 400, KP_RF_DPE,
+					    "Bad Request\n", detail);
 				return;
 			}
 			dc->in.start += (uint32_t)c;
@@ -718,15 +732,18 @@ static void pump_request(struct kp_stream *s)
 		if (!s->req_done && (s->req.body == K_H1_BODY_NONE || s->req_body.done)) {
 			s->req_done = 1;
 			if (chunked)
-				wq->iov[niov++] = uv_buf_init((char *)LAST_CHUNK, sizeof(LAST_CHUNK) - 1);
+				wq->iov[niov++] =
+					uv_buf_init((char *)LAST_CHUNK, sizeof(LAST_CHUNK) - 1);
 			if (s->route && s->route->timeout_ms)
-				s->route_deadline_ns = NOW(dc->w) + s->route->timeout_ms * 1000000ull;
+				s->route_deadline_ns =
+					NOW(dc->w) + s->route->timeout_ms * 1000000ull;
 			dc_arm_timer(dc);
 		}
 		if (niov == 0)
 			break;
 		uint64_t written = 0;
-		int rc = write_iov((uv_stream_t *)&s->u->tcp, wq, wq->iov, niov, up_write_cb, &written);
+		int rc = write_iov((uv_stream_t *)&s->u->tcp, wq, wq->iov, niov, up_write_cb,
+				   &written);
 		kp_stat_add(dc->w->stats, CS(s, upstream_cx_tx_bytes_total), written);
 		if (rc < 0) {
 			s->req_done = 1;
@@ -780,7 +797,8 @@ static void up_failed_before_headers(struct kp_stream *s, const char *why)
 	snprintf(detail, sizeof(detail), "upstream %s %s before response headers (cluster %s)",
 		 u->host->ep->name, why, s->cl->cfg->name);
 	local_reply(s, 503, KP_RF_UC,
-		    "upstream connect error or disconnect/reset before headers. reset reason: connection termination\n",
+		    "upstream connect error or disconnect/reset before headers. reset reason: "
+		    "connection termination\n",
 		    detail);
 }
 
@@ -801,7 +819,8 @@ void kp_stream_upstream_read(struct kp_stream *s, struct kp_uconn *u, ssize_t n)
 	kp_uconn_set_reading(u, 0);
 	s->up_eof = 1;
 	if (!s->resp_head_done) {
-		up_failed_before_headers(s, n == UV_EOF ? "closed the connection" : "reset the connection");
+		up_failed_before_headers(s, n == UV_EOF ? "closed the connection"
+							: "reset the connection");
 		return;
 	}
 	if (s->resp.body == K_H1_BODY_CLOSE) {
@@ -837,16 +856,18 @@ void kp_stream_upstream_ready(struct kp_stream *s, struct kp_uconn *u)
 	pump_request(s);
 }
 
-void kp_stream_upstream_failed(struct kp_stream *s, const struct kp_endpoint *ep, uint32_t flags, int status,
-			       const char *detail)
+void kp_stream_upstream_failed(struct kp_stream *s, const struct kp_endpoint *ep, uint32_t flags,
+			       int status, const char *detail)
 {
 	if (ep)
 		s->si.upstream_host = ep->name; /* the host we tried, as Envoy logs it */
-	const char *body = "upstream connect error or disconnect/reset before headers. reset reason: connection failure\n";
+	const char *body = "upstream connect error or disconnect/reset before headers. reset "
+			   "reason: connection failure\n";
 	if (flags & KP_RF_UH)
 		body = "no healthy upstream\n";
 	else if (flags & KP_RF_UO)
-		body = "upstream connect error or disconnect/reset before headers. reset reason: overflow\n";
+		body = "upstream connect error or disconnect/reset before headers. reset reason: "
+		       "overflow\n";
 	local_reply(s, status, flags, body, detail);
 }
 
@@ -887,7 +908,7 @@ static int build_downstream_head(struct kp_stream *s)
 				continue;
 			has_server = 1;
 		}
-copy:
+	copy:
 		p = put(p, h->name.p, h->name.len);
 		p = PUT_LIT(p, ": ");
 		p = put(p, h->value.p, h->value.len);
@@ -925,7 +946,8 @@ copy:
 	p = PUT_LIT(p, "x-envoy-upstream-service-time: ");
 	p = put_u64(p, (s->si.upstream_headers_ns - s->si.upstream_start_ns) / 1000000);
 	p = PUT_LIT(p, "\r\n");
-	if (hcm->always_set_request_id_in_response && s->si.request_id.len && s->si.request_id.len < 64) {
+	if (hcm->always_set_request_id_in_response && s->si.request_id.len &&
+	    s->si.request_id.len < 64) {
 		p = PUT_LIT(p, "x-request-id: ");
 		p = put(p, s->si.request_id.p, s->si.request_id.len);
 		p = PUT_LIT(p, "\r\n");
@@ -951,11 +973,13 @@ static void process_response(struct kp_stream *s)
 		uint32_t len = kp_rbuf_len(&u->in);
 		if (len == 0)
 			return;
-		unsigned flags = (s->req.method.len == 4 && memcmp(s->req.method.p, "HEAD", 4) == 0) ?
-					 K_H1_REQ_HEAD : 0;
-		struct k_h1_error err = { 0 };
-		int rc = k_h1_parse_response(u->in.data + u->in.start, len, s->resp_seen, &dc->hcm->limits,
-					     flags, &s->resp, w->hdr_scratch, w->hdr_scratch_cap, &err);
+		unsigned flags = (s->req.method.len == 4 && memcmp(s->req.method.p, "HEAD", 4) == 0)
+					 ? K_H1_REQ_HEAD
+					 : 0;
+		struct k_h1_error err = {0};
+		int rc = k_h1_parse_response(u->in.data + u->in.start, len, s->resp_seen,
+					     &dc->hcm->limits, flags, &s->resp, w->hdr_scratch,
+					     w->hdr_scratch_cap, &err);
 		if (rc == K_EAGAIN) {
 			s->resp_seen = len;
 			return;
@@ -963,12 +987,15 @@ static void process_response(struct kp_stream *s)
 		s->resp_seen = 0;
 		if (rc < 0 || s->resp.status == 101) {
 			char detail[256];
-			snprintf(detail, sizeof(detail), "upstream %s sent an invalid response: %s (cluster %s)",
+			snprintf(detail, sizeof(detail),
+				 "upstream %s sent an invalid response: %s (cluster %s)",
 				 u->host->ep->name,
-				 rc < 0 ? (err.reason ? err.reason : "malformed") : "unexpected 101 Switching Protocols",
+				 rc < 0 ? (err.reason ? err.reason : "malformed")
+					: "unexpected 101 Switching Protocols",
 				 s->cl->cfg->name);
 			kp_stat_inc(w->stats, CS(s, upstream_cx_protocol_error));
-			local_reply(s, 502, KP_RF_UPE, "upstream sent an invalid response\n", detail);
+			local_reply(s, 502, KP_RF_UPE, "upstream sent an invalid response\n",
+				    detail);
 			return;
 		}
 		if (s->resp.status < 200) {
@@ -982,7 +1009,8 @@ static void process_response(struct kp_stream *s)
 		int brc = build_downstream_head(s); /* spans still point into u->in */
 		u->in.start += (uint32_t)rc;
 		if (brc) {
-			local_reply(s, 503, KP_RF_LR, "out of memory\n", "response head too large for the per-request arena");
+			local_reply(s, 503, KP_RF_LR, "out of memory\n",
+				    "response head too large for the per-request arena");
 			return;
 		}
 	}
@@ -1007,12 +1035,12 @@ static void pump_response(struct kp_stream *s)
 			s->si.details = "via_upstream";
 			count_status(dc->w->stats, HS(dc, downstream_rq_1xx), s->resp.status);
 		}
-		while (s->resp.body != K_H1_BODY_NONE && !s->resp_body.done && niov + 4 <= KP_MAX_IOV &&
-		       kp_rbuf_len(&u->in)) {
-			struct k_str d = { 0 };
-			struct k_h1_error err = { 0 };
-			int c = k_h1_body_decode(&s->resp_body, u->in.data + u->in.start, kp_rbuf_len(&u->in),
-						 &d, &err);
+		while (s->resp.body != K_H1_BODY_NONE && !s->resp_body.done &&
+		       niov + 4 <= KP_MAX_IOV && kp_rbuf_len(&u->in)) {
+			struct k_str d = {0};
+			struct k_h1_error err = {0};
+			int c = k_h1_body_decode(&s->resp_body, u->in.data + u->in.start,
+						 kp_rbuf_len(&u->in), &d, &err);
 			if (c < 0) {
 				kp_stat_inc(dc->w->stats, CS(s, upstream_cx_protocol_error));
 				s->si.response_flags |= KP_RF_UPE;
@@ -1033,17 +1061,20 @@ static void pump_response(struct kp_stream *s)
 		if (ended) {
 			s->resp_done = 1;
 			if (chunked)
-				wq->iov[niov++] = uv_buf_init((char *)LAST_CHUNK, sizeof(LAST_CHUNK) - 1);
+				wq->iov[niov++] =
+					uv_buf_init((char *)LAST_CHUNK, sizeof(LAST_CHUNK) - 1);
 		}
 		if (niov == 0) {
 			if (s->resp_done) {
-				stream_finish(s); /* a close-delimited body ended with no new bytes */
+				stream_finish(
+					s); /* a close-delimited body ended with no new bytes */
 				return;
 			}
 			break;
 		}
 		uint64_t written = 0;
-		int rc = write_iov((uv_stream_t *)&dc->tcp, wq, wq->iov, niov, down_write_cb, &written);
+		int rc = write_iov((uv_stream_t *)&dc->tcp, wq, wq->iov, niov, down_write_cb,
+				   &written);
 		kp_stat_add(dc->w->stats, HS(dc, downstream_cx_tx_bytes_total), written);
 		if (rc < 0) {
 			stream_abort(s, KP_RF_DC);
@@ -1233,13 +1264,13 @@ static uint64_t dc_deadline(struct kp_dconn *dc, enum dl_kind *why)
 	const struct kp_hcm_cfg *h = dc->hcm;
 	uint64_t dl = 0;
 	*why = DL_NONE;
-#define CONSIDER(t, k)                          \
-	do {                                    \
-		uint64_t t_ = (t);              \
-		if (t_ && (!dl || t_ < dl)) {   \
-			dl = t_;                \
-			*why = (k);             \
-		}                               \
+#define CONSIDER(t, k)                                                                             \
+	do {                                                                                       \
+		uint64_t t_ = (t);                                                                 \
+		if (t_ && (!dl || t_ < dl)) {                                                      \
+			dl = t_;                                                                   \
+			*why = (k);                                                                \
+		}                                                                                  \
 	} while (0)
 	if (dc->lingering) {
 		CONSIDER(dc->last_activity_ns + ms_ns(LINGER_MS), DL_LINGER);
@@ -1248,16 +1279,19 @@ static uint64_t dc_deadline(struct kp_dconn *dc, enum dl_kind *why)
 	struct kp_stream *s = dc->stream;
 	if (s) {
 		if (h->stream_idle_timeout_ms)
-			CONSIDER(dc->last_activity_ns + ms_ns(h->stream_idle_timeout_ms), DL_STREAM_IDLE);
+			CONSIDER(dc->last_activity_ns + ms_ns(h->stream_idle_timeout_ms),
+				 DL_STREAM_IDLE);
 		if (s->route_deadline_ns && !s->resp_done)
 			CONSIDER(s->route_deadline_ns, DL_ROUTE);
 		if (h->request_timeout_ms && !s->resp_head_sent)
 			CONSIDER(s->start_ns + ms_ns(h->request_timeout_ms), DL_REQUEST);
 	} else if (dc->head_seen || kp_rbuf_len(&dc->in)) {
 		if (h->stream_idle_timeout_ms)
-			CONSIDER(dc->last_activity_ns + ms_ns(h->stream_idle_timeout_ms), DL_STREAM_IDLE);
+			CONSIDER(dc->last_activity_ns + ms_ns(h->stream_idle_timeout_ms),
+				 DL_STREAM_IDLE);
 		if (h->request_headers_timeout_ms)
-			CONSIDER(dc->last_activity_ns + ms_ns(h->request_headers_timeout_ms), DL_HEADERS);
+			CONSIDER(dc->last_activity_ns + ms_ns(h->request_headers_timeout_ms),
+				 DL_HEADERS);
 	} else if (h->idle_timeout_ms) {
 		CONSIDER(dc->last_activity_ns + ms_ns(h->idle_timeout_ms), DL_IDLE);
 	}
@@ -1300,11 +1334,8 @@ static void dc_timer_cb(uv_timer_t *t)
 	struct kp_stream *s = dc->stream;
 	char detail[256];
 	switch (why) {
-	case DL_NONE:
-		return;
-	case DL_LINGER:
-		dc_close(dc);
-		return;
+	case DL_NONE: return;
+	case DL_LINGER: dc_close(dc); return;
 	case DL_IDLE:
 		kp_stat_inc(w->stats, HS(dc, downstream_cx_idle_timeout));
 		dc_close_graceful(dc);
@@ -1313,8 +1344,9 @@ static void dc_timer_cb(uv_timer_t *t)
 	case DL_STREAM_IDLE:
 		if (!s) {
 			/* A partial head that stopped arriving. */
-			kp_stat_inc(w->stats, why == DL_HEADERS ? HS(dc, downstream_rq_header_timeout)
-								: HS(dc, downstream_rq_idle_timeout));
+			kp_stat_inc(w->stats, why == DL_HEADERS
+						      ? HS(dc, downstream_rq_header_timeout)
+						      : HS(dc, downstream_rq_idle_timeout));
 			s = stream_new(dc);
 			if (!s) {
 				dc_close(dc);
@@ -1328,20 +1360,25 @@ static void dc_timer_cb(uv_timer_t *t)
 			return;
 		}
 		kp_stat_inc(w->stats, HS(dc, downstream_rq_idle_timeout));
-		snprintf(detail, sizeof(detail), "stream idle timeout: no bytes in either direction for %llu ms",
+		snprintf(detail, sizeof(detail),
+			 "stream idle timeout: no bytes in either direction for %llu ms",
 			 (unsigned long long)dc->hcm->stream_idle_timeout_ms);
 		local_reply(s, s->req_done ? 504 : 408, KP_RF_SI, "stream timeout\n", detail);
 		return;
 	case DL_ROUTE:
 		kp_stat_inc(w->stats, CS(s, upstream_rq_timeout));
-		snprintf(detail, sizeof(detail), "upstream request timeout: no complete response from %s within %llu ms (route timeout, cluster %s)",
+		snprintf(detail, sizeof(detail),
+			 "upstream request timeout: no complete response from %s within %llu ms "
+			 "(route timeout, cluster %s)",
 			 s->si.upstream_host ? s->si.upstream_host : "any host",
 			 (unsigned long long)s->route->timeout_ms, s->cl ? s->cl->cfg->name : "-");
 		local_reply(s, 504, KP_RF_UT, "upstream request timeout\n", detail);
 		return;
 	case DL_REQUEST:
 		kp_stat_inc(w->stats, HS(dc, downstream_rq_timeout));
-		snprintf(detail, sizeof(detail), "request timeout: the request was not answered within %llu ms (request_timeout)",
+		snprintf(detail, sizeof(detail),
+			 "request timeout: the request was not answered within %llu ms "
+			 "(request_timeout)",
 			 (unsigned long long)dc->hcm->request_timeout_ms);
 		local_reply(s, 408, KP_RF_DT, "request timeout\n", detail);
 		return;
@@ -1370,7 +1407,9 @@ void kp_hcm_on_accept(uv_stream_t *server, int status)
 		dc->closing = 1;
 		uv_close((uv_handle_t *)&dc->tcp, dc_freed);
 		uv_close((uv_handle_t *)&dc->timer, dc_freed);
-		__atomic_add_fetch(&w->n_conns, 1, __ATOMIC_RELAXED); /* dc_freed's kp_worker_conn_gone balances this */
+		__atomic_add_fetch(
+			&w->n_conns, 1,
+			__ATOMIC_RELAXED); /* dc_freed's kp_worker_conn_gone balances this */
 		return;
 	}
 	uv_tcp_nodelay(&dc->tcp, 1);

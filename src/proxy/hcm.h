@@ -77,7 +77,7 @@ struct kp_stream {
 	char *up_head; /* request head for upstream, in the arena */
 	uint32_t up_head_len;
 	uint32_t resp_seen; /* bytes of a partial response head already scanned */
-	char *down_head; /* response head for downstream */
+	char *down_head;    /* response head for downstream */
 	uint32_t down_head_len;
 	uint64_t route_deadline_ns; /* 0: none */
 	uint64_t start_ns;
@@ -92,10 +92,10 @@ struct kp_stream {
 	unsigned resp_done : 1;	     /* whole response queued downstream */
 	unsigned local_reply : 1;
 	unsigned retried : 1;
-	unsigned up_eof : 1;	     /* upstream closed (ends a close-delimited body) */
+	unsigned up_eof : 1; /* upstream closed (ends a close-delimited body) */
 	unsigned finished : 1;
 	unsigned down_close_delimited : 1; /* HTTP/1.0 client, unknown length */
-	char first_block[3072]; /* the arena's first block */
+	char first_block[3072];		   /* the arena's first block */
 };
 
 /* Accept callback for a listener handle owned by worker w. */

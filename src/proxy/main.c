@@ -13,23 +13,28 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: kite-proxy -c FILE [options]\n"
-		"  -c, --config-path FILE   Envoy v3 bootstrap (YAML or JSON)\n"
-		"      --concurrency N      worker threads (default: number of cores)\n"
-		"  -l, --log-level LEVEL    trace|debug|info|warn|error|critical|off (default info)\n"
-		"      --drain-time-s S     how long SIGTERM waits for in-flight requests (default 600)\n"
-		"      --mode serve|validate  validate: check the config and exit\n"
-		"      --version            print the version\n");
+	fprintf(f, "usage: kite-proxy -c FILE [options]\n"
+		   "  -c, --config-path FILE   Envoy v3 bootstrap (YAML or JSON)\n"
+		   "      --concurrency N      worker threads (default: number of cores)\n"
+		   "  -l, --log-level LEVEL    trace|debug|info|warn|error|critical|off (default "
+		   "info)\n"
+		   "      --drain-time-s S     how long SIGTERM waits for in-flight requests "
+		   "(default 600)\n"
+		   "      --mode serve|validate  validate: check the config and exit\n"
+		   "      --version            print the version\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "config-path", required_argument, NULL, 'c' }, { "concurrency", required_argument, NULL, 'n' },
-		{ "log-level", required_argument, NULL, 'l' },	 { "drain-time-s", required_argument, NULL, 'd' },
-		{ "mode", required_argument, NULL, 'm' },	 { "version", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },		 { NULL, 0, NULL, 0 },
+		{"config-path", required_argument, NULL, 'c'},
+		{"concurrency", required_argument, NULL, 'n'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"drain-time-s", required_argument, NULL, 'd'},
+		{"mode", required_argument, NULL, 'm'},
+		{"version", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	struct kp_server srv;
 	memset(&srv, 0, sizeof(srv));
@@ -45,14 +50,18 @@ int main(int argc, char **argv)
 		case 'n':
 			n = strtol(optarg, &end, 10);
 			if (*end || n < 1 || n > 1024) {
-				fprintf(stderr, "kite-proxy: --concurrency: \"%s\" is not a number in [1, 1024]\n", optarg);
+				fprintf(stderr,
+					"kite-proxy: --concurrency: \"%s\" is not a number in [1, "
+					"1024]\n",
+					optarg);
 				return 1;
 			}
 			srv.opts.concurrency = (uint32_t)n;
 			break;
 		case 'l':
 			if (k_log_parse_level(optarg) < 0) {
-				fprintf(stderr, "kite-proxy: --log-level: unknown level \"%s\"\n", optarg);
+				fprintf(stderr, "kite-proxy: --log-level: unknown level \"%s\"\n",
+					optarg);
 				return 1;
 			}
 			srv.opts.log_level = optarg;
@@ -60,7 +69,10 @@ int main(int argc, char **argv)
 		case 'd':
 			n = strtol(optarg, &end, 10);
 			if (*end || n < 0 || n > 86400) {
-				fprintf(stderr, "kite-proxy: --drain-time-s: \"%s\" is not a number of seconds in [0, 86400]\n", optarg);
+				fprintf(stderr,
+					"kite-proxy: --drain-time-s: \"%s\" is not a number of "
+					"seconds in [0, 86400]\n",
+					optarg);
 				return 1;
 			}
 			srv.opts.drain_time_s = (uint32_t)n;
@@ -69,7 +81,9 @@ int main(int argc, char **argv)
 			if (strcmp(optarg, "validate") == 0)
 				srv.opts.mode_validate = 1;
 			else if (strcmp(optarg, "serve") != 0) {
-				fprintf(stderr, "kite-proxy: --mode: \"%s\" is not serve or validate\n", optarg);
+				fprintf(stderr,
+					"kite-proxy: --mode: \"%s\" is not serve or validate\n",
+					optarg);
 				return 1;
 			}
 			break;

@@ -36,8 +36,10 @@ static const struct kp_vhost *find_vhost(const struct kp_route_table *t, struct 
 			const struct kp_domain *d = &v->domains[j];
 			if (!domain_match(d, host))
 				continue;
-			int rank = d->kind == KP_DOMAIN_EXACT ? 4 : d->kind == KP_DOMAIN_SUFFIX ? 3
-								  : d->kind == KP_DOMAIN_PREFIX ? 2 : 1;
+			int rank = d->kind == KP_DOMAIN_EXACT	 ? 4
+				   : d->kind == KP_DOMAIN_SUFFIX ? 3
+				   : d->kind == KP_DOMAIN_PREFIX ? 2
+								 : 1;
 			if (rank == 4)
 				return v;
 			if (rank > best_rank || (rank == best_rank && d->len > best_len)) {
@@ -61,8 +63,7 @@ static int path_match(const struct kp_route *r, struct k_str path)
 	switch (r->match) {
 	case KP_MATCH_PREFIX:
 		return path.len >= r->value_len && EQN(path.p, r->value, r->value_len);
-	case KP_MATCH_PATH:
-		return plen == r->value_len && EQN(path.p, r->value, plen);
+	case KP_MATCH_PATH: return plen == r->value_len && EQN(path.p, r->value, plen);
 	case KP_MATCH_PATH_SEPARATED_PREFIX:
 		return plen >= r->value_len && EQN(path.p, r->value, r->value_len) &&
 		       (plen == r->value_len || path.p[r->value_len] == '/');
@@ -71,8 +72,8 @@ static int path_match(const struct kp_route *r, struct k_str path)
 	return 0;
 }
 
-const struct kp_route *kp_route_match(const struct kp_route_table *t, struct k_str host, struct k_str path,
-				      const struct kp_vhost **vhost_out)
+const struct kp_route *kp_route_match(const struct kp_route_table *t, struct k_str host,
+				      struct k_str path, const struct kp_vhost **vhost_out)
 {
 	const struct kp_vhost *v = find_vhost(t, host);
 	*vhost_out = v;

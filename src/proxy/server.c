@@ -32,7 +32,8 @@ int kp_server_ready(const struct kp_server *s)
 	return s->n_workers == s->opts.concurrency && s->state == KP_STATE_LIVE;
 }
 
-static int bind_socket(const struct sockaddr *sa, socklen_t len, char *err, size_t errlen, const char *what)
+static int bind_socket(const struct sockaddr *sa, socklen_t len, char *err, size_t errlen,
+		       const char *what)
 {
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -101,8 +102,8 @@ static void drain_timer_cb(uv_timer_t *t)
 	uint64_t waited_ms = (kp_now_ns() - s->drain_start_ns) / 1000000;
 	if (active == 0 || waited_ms >= (uint64_t)s->opts.drain_time_s * 1000) {
 		if (active)
-			k_warn("drain time (%us) over with %llu connections open; closing them", s->opts.drain_time_s,
-			       (unsigned long long)active);
+			k_warn("drain time (%us) over with %llu connections open; closing them",
+			       s->opts.drain_time_s, (unsigned long long)active);
 		else
 			k_info("drained: all connections closed");
 		uv_timer_stop(t);
@@ -125,7 +126,8 @@ void kp_server_shutdown(struct kp_server *s, int drain)
 	s->shutting_down = 1;
 	s->state = KP_STATE_DRAINING;
 	s->drain_start_ns = kp_now_ns();
-	k_info("draining: listeners closed, waiting up to %us for in-flight requests", s->opts.drain_time_s);
+	k_info("draining: listeners closed, waiting up to %us for in-flight requests",
+	       s->opts.drain_time_s);
 	for (uint32_t i = 0; i < s->n_workers; i++)
 		kp_worker_drain(s->workers[i]);
 	uv_timer_start(&s->drain_timer, drain_timer_cb, 20, 50);
@@ -161,7 +163,8 @@ int kp_server_run(struct kp_server *s, struct kp_config *cfg)
 	for (uint32_t l = 0; l < cfg->n_listeners; l++) {
 		struct kp_listener_cfg *lc = &cfg->listeners[l];
 		for (uint32_t w = 0; w < s->opts.concurrency; w++) {
-			int fd = bind_socket((struct sockaddr *)&lc->addr, lc->addrlen, err, sizeof(err), "listener");
+			int fd = bind_socket((struct sockaddr *)&lc->addr, lc->addrlen, err,
+					     sizeof(err), "listener");
 			if (fd < 0) {
 				k_error("listener '%s': %s", lc->name, err);
 				return 1;
@@ -170,18 +173,21 @@ int kp_server_run(struct kp_server *s, struct kp_config *cfg)
 			if (w == 0) {
 				socklen_t len = sizeof(lc->addr);
 				getsockname(fd, (struct sockaddr *)&lc->addr, &len);
-				kp_sockaddr_str((struct sockaddr *)&lc->addr, lc->addr_str, sizeof(lc->addr_str));
+				kp_sockaddr_str((struct sockaddr *)&lc->addr, lc->addr_str,
+						sizeof(lc->addr_str));
 			}
 		}
 	}
 	if (cfg->has_admin) {
-		if (kp_admin_start(s, (struct sockaddr *)&cfg->admin_addr, &s->admin, err, sizeof(err))) {
+		if (kp_admin_start(s, (struct sockaddr *)&cfg->admin_addr, &s->admin, err,
+				   sizeof(err))) {
 			k_error("admin: %s", err);
 			return 1;
 		}
 	}
 	for (uint32_t w = 0; w < s->opts.concurrency; w++) {
-		if (kp_worker_start(s, w, cfg, &fds[w * cfg->n_listeners], &s->workers[w], err, sizeof(err))) {
+		if (kp_worker_start(s, w, cfg, &fds[w * cfg->n_listeners], &s->workers[w], err,
+				    sizeof(err))) {
 			k_error("%s", err);
 			return 1;
 		}
@@ -205,8 +211,8 @@ int kp_server_run(struct kp_server *s, struct kp_config *cfg)
 		k_info("listener '%s' on %s", cfg->listeners[l].name, cfg->listeners[l].addr_str);
 	if (s->admin)
 		k_info("admin on %s", kp_admin_address(s->admin));
-	k_info("kite-proxy live: %u workers, %u listeners, %u clusters", s->n_workers, cfg->n_listeners,
-	       cfg->n_clusters);
+	k_info("kite-proxy live: %u workers, %u listeners, %u clusters", s->n_workers,
+	       cfg->n_listeners, cfg->n_clusters);
 	uv_run(s->loop, UV_RUN_DEFAULT);
 
 	for (uint32_t w = 0; w < s->n_workers; w++)

@@ -14,7 +14,7 @@ struct kp_worker;
 struct kp_admin;
 
 enum kp_server_state {
-	KP_STATE_LIVE = 0,	      /* Envoy's server.state values */
+	KP_STATE_LIVE = 0, /* Envoy's server.state values */
 	KP_STATE_DRAINING = 1,
 	KP_STATE_PRE_INITIALIZING = 2,
 	KP_STATE_INITIALIZING = 3,
@@ -22,10 +22,10 @@ enum kp_server_state {
 
 struct kp_options {
 	const char *config_path;
-	uint32_t concurrency;	/* workers; default: number of cores */
-	uint32_t drain_time_s;	/* --drain-time-s, default 600 as Envoy */
+	uint32_t concurrency;  /* workers; default: number of cores */
+	uint32_t drain_time_s; /* --drain-time-s, default 600 as Envoy */
 	const char *log_level;
-	int mode_validate;	/* --mode validate: compile the config and exit */
+	int mode_validate; /* --mode validate: compile the config and exit */
 };
 
 struct kp_server {

@@ -60,8 +60,7 @@ static struct kp_host_rt *pick_host(struct kp_cluster_rt *cl)
 	if (n == 1)
 		return &cl->hosts[0];
 	switch (cl->cfg->lb) {
-	case KP_LB_RANDOM:
-		return &cl->hosts[kp_worker_rand(cl->w) % n];
+	case KP_LB_RANDOM: return &cl->hosts[kp_worker_rand(cl->w) % n];
 	case KP_LB_LEAST_REQUEST: {
 		/* Power of two choices, as Envoy's default choice_count. */
 		struct kp_host_rt *a = &cl->hosts[kp_worker_rand(cl->w) % n];
@@ -69,8 +68,7 @@ static struct kp_host_rt *pick_host(struct kp_cluster_rt *cl)
 		return b->n_active < a->n_active ? b : a;
 	}
 	case KP_LB_ROUND_ROBIN:
-	default:
-		break;
+	default: break;
 	}
 	/* Weighted round robin: walk a virtual ring where each host appears
 	 * `weight` times; equal weights degrade to plain round robin. */
@@ -104,8 +102,7 @@ static void start_connect(struct kp_cluster_rt *cl, struct kp_host_rt *h, struct
 /* A connection slot freed up: the oldest waiting stream gets a new one. */
 static void serve_pending(struct kp_cluster_rt *cl)
 {
-	if (k_list_empty(&cl->pending) || cl->n_cx >= cl->cfg->max_connections ||
-	    cl->w->stopping)
+	if (k_list_empty(&cl->pending) || cl->n_cx >= cl->cfg->max_connections || cl->w->stopping)
 		return;
 	struct kp_pending *p = k_list_first(&cl->pending, struct kp_pending, link);
 	k_list_del(&p->link);
@@ -139,8 +136,7 @@ static void connect_timeout_cb(uv_timer_t *t)
 	char detail[160];
 	snprintf(detail, sizeof(detail),
 		 "upstream connect timeout: %s did not accept within %llu ms (cluster %s)",
-		 u->host->ep->name, (unsigned long long)cl->cfg->connect_timeout_ms,
-		 cl->cfg->name);
+		 u->host->ep->name, (unsigned long long)cl->cfg->connect_timeout_ms, cl->cfg->name);
 	kp_stat_inc(cl->w->stats, CL_STAT(cl, upstream_cx_connect_timeout));
 	kp_stat_inc(cl->w->stats, CL_STAT(cl, upstream_cx_connect_fail));
 	const struct kp_endpoint *ep = u->host->ep;
@@ -179,7 +175,8 @@ static void start_connect(struct kp_cluster_rt *cl, struct kp_host_rt *h, struct
 	struct kp_worker *w = cl->w;
 	struct kp_uconn *u = k_pool_get(&w->uconn_pool);
 	if (!u) {
-		kp_stream_upstream_failed(s, h->ep, KP_RF_UF, 503, "out of memory for an upstream connection");
+		kp_stream_upstream_failed(s, h->ep, KP_RF_UF, 503,
+					  "out of memory for an upstream connection");
 		return;
 	}
 	memset(u, 0, sizeof(*u));
@@ -242,7 +239,8 @@ void kp_upstream_acquire(struct kp_cluster_rt *cl, struct kp_pending *p)
 			kp_stat_inc(w->stats, CL_STAT(cl, upstream_rq_pending_overflow));
 			char detail[160];
 			snprintf(detail, sizeof(detail),
-				 "upstream overflow: cluster %s has %u connections and %u pending requests (circuit breaker limits)",
+				 "upstream overflow: cluster %s has %u connections and %u pending "
+				 "requests (circuit breaker limits)",
 				 cl->cfg->name, cl->n_cx, cl->n_pending);
 			kp_stream_upstream_failed(s, NULL, KP_RF_UO, 503, detail);
 			return;

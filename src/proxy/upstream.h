@@ -28,8 +28,8 @@ struct kp_cluster_rt {
 	struct kp_worker *w;
 	struct kp_host_rt *hosts;
 	uint32_t rr_next;
-	uint32_t n_cx;	      /* open: connecting + idle + busy */
-	uint32_t n_rq_active; /* streams holding or waiting for a connection */
+	uint32_t n_cx;	       /* open: connecting + idle + busy */
+	uint32_t n_rq_active;  /* streams holding or waiting for a connection */
 	struct k_list pending; /* kp_stream waiting for a connection slot */
 	uint32_t n_pending;
 };
@@ -60,10 +60,10 @@ struct kp_uconn {
 /* Called back by the pool when a stream's request gets a connection or
  * cannot get one (defined in hcm.c). */
 void kp_stream_upstream_ready(struct kp_stream *s, struct kp_uconn *u);
-/* ep: the host tried, or NULL; flags: KP_RF_* (UF, UO, UH); detail: words for x-kite-error (static or
- * valid until return). */
-void kp_stream_upstream_failed(struct kp_stream *s, const struct kp_endpoint *ep,
-			       uint32_t flags, int status, const char *detail);
+/* ep: the host tried, or NULL; flags: KP_RF_* (UF, UO, UH); detail: words for x-kite-error (static
+ * or valid until return). */
+void kp_stream_upstream_failed(struct kp_stream *s, const struct kp_endpoint *ep, uint32_t flags,
+			       int status, const char *detail);
 
 /* The upstream connection's bytes, delivered to its stream (hcm.c). A
  * connection keeps one read callback for its life (toggling reads costs

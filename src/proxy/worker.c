@@ -54,7 +54,8 @@ static struct kp_log_buf *log_file(struct kp_worker *w, const char *path)
 	/* The path is interned in the config snapshot, so pointer identity
 	 * finds the buffer; the few file sinks make a scan fine. */
 	for (uint32_t i = 0; i < w->n_file_logs; i++)
-		if (w->file_logs[i].data && strcmp((const char *)w->file_logs[i].data + LOG_BUF_CAP, path) == 0)
+		if (w->file_logs[i].data &&
+		    strcmp((const char *)w->file_logs[i].data + LOG_BUF_CAP, path) == 0)
 			return &w->file_logs[i];
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
@@ -73,7 +74,7 @@ static struct kp_log_buf *log_file(struct kp_worker *w, const char *path)
 	}
 	w->file_logs = n;
 	memcpy(data + LOG_BUF_CAP, path, plen);
-	n[w->n_file_logs] = (struct kp_log_buf){ fd, data, 0, LOG_BUF_CAP };
+	n[w->n_file_logs] = (struct kp_log_buf){fd, data, 0, LOG_BUF_CAP};
 	return &n[w->n_file_logs++];
 }
 
@@ -156,8 +157,8 @@ static void worker_main(void *arg)
 	log_flush_all(w);
 }
 
-int kp_worker_start(struct kp_server *srv, uint32_t id, struct kp_config *cfg, const int *listen_fds,
-		    struct kp_worker **out, char *err, size_t errlen)
+int kp_worker_start(struct kp_server *srv, uint32_t id, struct kp_config *cfg,
+		    const int *listen_fds, struct kp_worker **out, char *err, size_t errlen)
 {
 	struct kp_worker *w = calloc(1, sizeof(*w));
 	if (!w)
@@ -170,7 +171,8 @@ int kp_worker_start(struct kp_server *srv, uint32_t id, struct kp_config *cfg, c
 	w->listens = calloc(cfg->n_listeners ? cfg->n_listeners : 1, sizeof(*w->listens));
 	w->hdr_scratch_cap = 1;
 	for (uint32_t i = 0; i < cfg->n_listeners; i++)
-		w->hdr_scratch_cap = K_MAX(w->hdr_scratch_cap, cfg->listeners[i].hcm.limits.max_headers);
+		w->hdr_scratch_cap =
+			K_MAX(w->hdr_scratch_cap, cfg->listeners[i].hcm.limits.max_headers);
 	w->hdr_scratch = calloc(w->hdr_scratch_cap, sizeof(*w->hdr_scratch));
 	if (!w->stats || !w->clusters || !w->listens || !w->hdr_scratch)
 		goto nomem;

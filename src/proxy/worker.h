@@ -16,8 +16,7 @@ struct kp_worker;
  * not yet listening sockets listen_fds[i] for cfg->listeners[i] (it takes
  * ownership of them). Returns 0, or K_EIO/K_ENOMEM with err. */
 int kp_worker_start(struct kp_server *srv, uint32_t id, struct kp_config *cfg,
-		    const int *listen_fds, struct kp_worker **out, char *err,
-		    size_t errlen);
+		    const int *listen_fds, struct kp_worker **out, char *err, size_t errlen);
 
 /* Ask the worker to stop accepting and close idle connections; active
  * requests finish and get "Connection: close". Thread-safe. */
@@ -67,14 +66,14 @@ struct kp_worker {
 	struct kp_cluster_rt *clusters;
 	struct kp_buf_pool bufs;
 	struct k_pool dconn_pool, stream_pool, uconn_pool;
-	struct k_list conns;   /* all downstream connections */
-	uint64_t n_conns;      /* atomic read by the main thread */
+	struct k_list conns; /* all downstream connections */
+	uint64_t n_conns;    /* atomic read by the main thread */
 	uint64_t n_streams;
 	struct k_h1_header *hdr_scratch; /* parse space: max max_headers of any listener */
 	uint32_t hdr_scratch_cap;
 	int draining;
 	int stopping;
-	uint64_t rng[2]; /* request ids; per-worker, no locking */
+	uint64_t rng[2];	   /* request ids; per-worker, no locking */
 	struct kp_log_buf logs[3]; /* stdout, stderr, one file (see access logs) */
 	struct kp_log_buf *file_logs;
 	uint32_t n_file_logs;

@@ -14,30 +14,35 @@ static char err[2048];
 
 /* A bootstrap with one listener whose route_config and one cluster are
  * spliced in. */
-#define TEMPLATE \
-	"static_resources:\n" \
-	"  listeners:\n" \
-	"  - name: l\n" \
-	"    address: { socket_address: { address: 127.0.0.1, port_value: 10000 } }\n" \
-	"    filter_chains:\n" \
-	"    - filters:\n" \
-	"      - name: envoy.filters.network.http_connection_manager\n" \
-	"        typed_config:\n" \
-	"          '@type': type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager\n" \
-	"          stat_prefix: ingress\n" \
-	"%s" \
-	"          http_filters:\n" \
-	"          - name: envoy.filters.http.router\n" \
-	"            typed_config: { '@type': type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }\n" \
-	"  clusters:\n" \
-	"  - name: a\n" \
-	"    connect_timeout: 0.5s\n" \
-	"%s" \
-	"    load_assignment:\n" \
-	"      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 9080 } } } }] }]\n" \
-	"  - name: b\n" \
-	"    load_assignment:\n" \
-	"      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '::1', port_value: 9081 } } } }] }]\n"
+#define TEMPLATE                                                                                   \
+	"static_resources:\n"                                                                      \
+	"  listeners:\n"                                                                           \
+	"  - name: l\n"                                                                            \
+	"    address: { socket_address: { address: 127.0.0.1, port_value: 10000 } }\n"             \
+	"    filter_chains:\n"                                                                     \
+	"    - filters:\n"                                                                         \
+	"      - name: envoy.filters.network.http_connection_manager\n"                            \
+	"        typed_config:\n"                                                                  \
+	"          '@type': "                                                                      \
+	"type.googleapis.com/"                                                                     \
+	"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager\n"      \
+	"          stat_prefix: ingress\n"                                                         \
+	"%s"                                                                                       \
+	"          http_filters:\n"                                                                \
+	"          - name: envoy.filters.http.router\n"                                            \
+	"            typed_config: { '@type': "                                                    \
+	"type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }\n"                   \
+	"  clusters:\n"                                                                            \
+	"  - name: a\n"                                                                            \
+	"    connect_timeout: 0.5s\n"                                                              \
+	"%s"                                                                                       \
+	"    load_assignment:\n"                                                                   \
+	"      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "  \
+	"127.0.0.1, port_value: 9080 } } } }] }]\n"                                                \
+	"  - name: b\n"                                                                            \
+	"    load_assignment:\n"                                                                   \
+	"      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "  \
+	"'::1', port_value: 9081 } } } }] }]\n"
 
 static const char *ROUTES =
 	"          route_config:\n"
@@ -73,8 +78,9 @@ static int compile(const char *routes, const char *cluster_extra, struct kp_conf
 	if (asprintf(&yaml, TEMPLATE, routes, cluster_extra) < 0)
 		return K_ENOMEM;
 	ProtobufCMessage *m = NULL;
-	int rc = k_pbjson_decode(yaml, strlen(yaml), "test.yaml", &envoy__config__bootstrap__v3__bootstrap__descriptor,
-				 &m, err, sizeof(err));
+	int rc = k_pbjson_decode(yaml, strlen(yaml), "test.yaml",
+				 &envoy__config__bootstrap__v3__bootstrap__descriptor, &m, err,
+				 sizeof(err));
 	free(yaml);
 	if (rc)
 		return rc;
@@ -108,8 +114,9 @@ static const struct kp_route *match(const struct kp_config *c, const char *host,
 				    const char **vhost)
 {
 	const struct kp_vhost *vh = NULL;
-	const struct kp_route *r = kp_route_match(&c->listeners[0].hcm.routes, (struct k_str){ host, strlen(host) },
-						  (struct k_str){ path, strlen(path) }, &vh);
+	const struct kp_route *r =
+		kp_route_match(&c->listeners[0].hcm.routes, (struct k_str){host, strlen(host)},
+			       (struct k_str){path, strlen(path)}, &vh);
 	*vhost = vh ? vh->name : "(none)";
 	return r;
 }
@@ -162,7 +169,8 @@ static void test_route_selection(void)
 
 /* Each bad config must fail with a message naming the field path and the
  * rule. */
-static void expect_error(const char *routes, const char *cluster_extra, const char *want1, const char *want2)
+static void expect_error(const char *routes, const char *cluster_extra, const char *want1,
+			 const char *want2)
 {
 	struct kp_config *c = NULL;
 	int rc = compile(routes, cluster_extra, &c);
@@ -171,49 +179,59 @@ static void expect_error(const char *routes, const char *cluster_extra, const ch
 	int ok = strstr(err, want1) && (!want2 || strstr(err, want2));
 	K_CHECK(ok);
 	if (!ok)
-		fprintf(stderr, "\terror was: %s\n\twanted: %s / %s\n", err, want1, want2 ? want2 : "");
+		fprintf(stderr, "\terror was: %s\n\twanted: %s / %s\n", err, want1,
+			want2 ? want2 : "");
 	kp_config_unref(c);
 }
 
 static void test_errors(void)
 {
-	expect_error(ROUTES, "    lb_policy: ROUNDROBIN\n", "static_resources.clusters[0].lb_policy", "ROUNDROBIN");
-	expect_error(ROUTES, "    lb_policy: MAGLEV\n", "static_resources.clusters[0].lb_policy: MAGLEV is not supported yet",
-		     NULL);
-	expect_error(ROUTES, "    type: EDS\n", "static_resources.clusters[0].type: EDS clusters are not supported yet", NULL);
-	expect_error(ROUTES, "    per_connection_buffer_limit_bytes: -5\n", "per_connection_buffer_limit_bytes", NULL);
-	expect_error(ROUTES, "    outlier_detection: {}\n", "static_resources.clusters[0].outlier_detection: not supported",
-		     NULL);
+	expect_error(ROUTES, "    lb_policy: ROUNDROBIN\n",
+		     "static_resources.clusters[0].lb_policy", "ROUNDROBIN");
+	expect_error(ROUTES, "    lb_policy: MAGLEV\n",
+		     "static_resources.clusters[0].lb_policy: MAGLEV is not supported yet", NULL);
+	expect_error(ROUTES, "    type: EDS\n",
+		     "static_resources.clusters[0].type: EDS clusters are not supported yet", NULL);
+	expect_error(ROUTES, "    per_connection_buffer_limit_bytes: -5\n",
+		     "per_connection_buffer_limit_bytes", NULL);
+	expect_error(ROUTES, "    outlier_detection: {}\n",
+		     "static_resources.clusters[0].outlier_detection: not supported", NULL);
+	expect_error(
+		"          route_config:\n"
+		"            virtual_hosts:\n"
+		"            - name: v\n"
+		"              domains: ['*']\n"
+		"              routes: [{ match: { prefix: / }, route: { cluster: nosuch } }]\n",
+		"", "virtual_hosts[0].routes[0].route.cluster: unknown cluster \"nosuch\"", NULL);
 	expect_error("          route_config:\n"
 		     "            virtual_hosts:\n"
 		     "            - name: v\n"
 		     "              domains: ['*']\n"
-		     "              routes: [{ match: { prefix: / }, route: { cluster: nosuch } }]\n",
-		     "", "virtual_hosts[0].routes[0].route.cluster: unknown cluster \"nosuch\"", NULL);
-	expect_error("          route_config:\n"
-		     "            virtual_hosts:\n"
-		     "            - name: v\n"
-		     "              domains: ['*']\n"
-		     "              routes: [{ match: { prefix: / , headers: [{ name: x, present_match: true }] }, route: { cluster: a } }]\n",
+		     "              routes: [{ match: { prefix: / , headers: [{ name: x, "
+		     "present_match: true }] }, route: { cluster: a } }]\n",
 		     "", "routes[0].match.headers: not supported by kite-proxy yet", NULL);
 	expect_error("          route_config:\n"
 		     "            virtual_hosts:\n"
 		     "            - { name: v, domains: ['*'] }\n"
 		     "            - { name: w, domains: ['*'] }\n",
-		     "", "virtual_hosts[1].domains[0]: only one virtual host may use the domain \"*\"", NULL);
+		     "",
+		     "virtual_hosts[1].domains[0]: only one virtual host may use the domain \"*\"",
+		     NULL);
 	expect_error("          route_config:\n"
 		     "            virtual_hosts:\n"
 		     "            - { name: v, domains: ['a*b'] }\n",
 		     "", "domains[0]: \"*\" may only lead or trail a domain", NULL);
 	expect_error("          max_request_headers_kb: 9000\n          route_config: {}\n", "",
 		     "max_request_headers_kb: 9000 is not in [1, 8192]", NULL);
-	expect_error("          rds: { route_config_name: x }\n", "", "typed_config.rds: not supported by kite-proxy yet", NULL);
+	expect_error("          rds: { route_config_name: x }\n", "",
+		     "typed_config.rds: not supported by kite-proxy yet", NULL);
 }
 
 static void test_error_mentions_typo(void)
 {
 	/* Unknown fields are rejected by the decoder with the path. */
-	expect_error(ROUTES, "    conect_timeout: 1s\n", "static_resources.clusters[0]", "conect_timeout");
+	expect_error(ROUTES, "    conect_timeout: 1s\n", "static_resources.clusters[0]",
+		     "conect_timeout");
 }
 
 K_TEST_MAIN(test_valid_config, test_route_selection, test_errors, test_error_mentions_typo)
