@@ -86,9 +86,23 @@ static void path_pop(struct dctx *c, size_t old)
 	c->path[old] = '\0';
 }
 
+/* Input text as it may appear in a message: cut short, with control
+ * characters as '?', so that an error stays one readable line. */
+static const char *printable(const char *s, size_t len, char *buf, size_t size)
+{
+	size_t n = K_MIN(len, size - 1);
+
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	buf[n] = '\0';
+	return buf;
+}
+
 static size_t path_push_name(struct dctx *c, const char *name, size_t len)
 {
-	return path_push(c, "%s%.*s", c->plen ? "." : "", (int)K_MIN(len, 128), name);
+	char tmp[129];
+
+	return path_push(c, "%s%s", c->plen ? "." : "", printable(name, len, tmp, sizeof(tmp)));
 }
 
 static void appendf(char *buf, size_t size, size_t *off, const char *fmt, ...)
@@ -1043,11 +1057,12 @@ static int dec_map(struct dctx *c, ProtobufCMessage *msg, const ProtobufCFieldDe
 		size_t klen, old;
 		const char *k = scalar_text(kn, &klen);
 		union pbval kv;
+		char tmp[129];
 
 		c->line = node_line(c, kn);
 		/* a Struct's keys read like fields, other maps' like keys */
 		old = dotted ? path_push_name(c, k, klen)
-			     : path_push(c, "[\"%.*s\"]", (int)K_MIN(klen, 128), k);
+			     : path_push(c, "[\"%s\"]", printable(k, klen, tmp, sizeof(tmp)));
 		if (!kn || fy_node_get_type(kn) != FYNT_SCALAR) {
 			rc = fail_type(c, kn ? kn : n, "a scalar map key");
 			path_pop(c, old);
@@ -1075,13 +1090,13 @@ static int fail_unknown(struct dctx *c, const ProtobufCMessageDescriptor *d, str
 			const char *k, size_t klen)
 {
 	struct suggest sg = {.key = k, .klen = klen, .score = SIZE_MAX};
-	char hint[160];
+	char hint[160], tmp[129];
 
 	for (unsigned i = 0; i < d->n_fields; i++)
 		suggest_try(&sg, d->fields[i].name);
 	suggest_fmt(&sg, hint, sizeof(hint));
-	return fail(c, kn, "unknown field (%s has no field \"%.*s\")%s", d->name,
-		    (int)K_MIN(klen, 128), k, hint);
+	return fail(c, kn, "unknown field (%s has no field \"%s\")%s", d->name,
+		    printable(k, klen, tmp, sizeof(tmp)), hint);
 }
 
 /* The fields of msg from mapping n. in_any: n is an Any's object, whose
@@ -1105,6 +1120,7 @@ static int dec_fields(struct dctx *c, ProtobufCMessage *msg, struct fy_node *n, 
 		const ProtobufCFieldDescriptor *fd;
 		const char *k;
 		size_t klen, old;
+		char tmp[129];
 
 		c->line = node_line(c, kn);
 		if (!kn || node_kind(kn) != NK_SCALAR) {
@@ -1121,8 +1137,8 @@ static int dec_fields(struct dctx *c, ProtobufCMessage *msg, struct fy_node *n, 
 		} else if (seen[fd - d->fields]) {
 			size_t plen;
 			const char *prev = scalar_text(seen[fd - d->fields], &plen);
-			rc = fail(c, kn, "field set twice (also as \"%.*s\")",
-				  (int)K_MIN(plen, 128), prev);
+			rc = fail(c, kn, "field set twice (also as \"%s\")",
+				  printable(prev, plen, tmp, sizeof(tmp)));
 		} else {
 			uint32_t cs = 0;
 			seen[fd - d->fields] = kn;

@@ -55,8 +55,7 @@ enum k_pbjson_wkt k_pbjson_wkt_of(const ProtobufCMessageDescriptor *desc)
 		{"BytesValue", K_WKT_WRAPPER},
 	};
 
-	if (!desc->package_name ||
-	    strcmp(desc->package_name, "google.protobuf"))
+	if (!desc->package_name || strcmp(desc->package_name, "google.protobuf"))
 		return K_WKT_NONE;
 	for (size_t i = 0; i < K_ARRAY_LEN(tab); i++)
 		if (strcmp(desc->short_name, tab[i].name) == 0)
@@ -70,11 +69,9 @@ int k_pbjson_is_map(const ProtobufCFieldDescriptor *fd)
 	const char *want;
 	bool cap = true;
 
-	if (fd->label != PROTOBUF_C_LABEL_REPEATED ||
-	    fd->type != PROTOBUF_C_TYPE_MESSAGE || !ed || ed->n_fields != 2 ||
-	    ed->fields[0].id != 1 || ed->fields[1].id != 2 ||
-	    strcmp(ed->fields[0].name, "key") ||
-	    strcmp(ed->fields[1].name, "value"))
+	if (fd->label != PROTOBUF_C_LABEL_REPEATED || fd->type != PROTOBUF_C_TYPE_MESSAGE || !ed ||
+	    ed->n_fields != 2 || ed->fields[0].id != 1 || ed->fields[1].id != 2 ||
+	    strcmp(ed->fields[0].name, "key") || strcmp(ed->fields[1].name, "value"))
 		return 0;
 	/* protoc names the entry type after the field: foo_bar -> FooBarEntry.
 	 * Checking that keeps a user message that merely looks like an entry
@@ -121,8 +118,8 @@ size_t k_pbjson_utf8_seq(const unsigned char *s, size_t left)
 			return 0;
 		cp = (cp << 6) | (s[k] & 0x3f);
 	}
-	if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+	if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
 		return 0;
 	return n + 1;
 }
@@ -142,8 +139,7 @@ static int b64_value(unsigned char ch)
 	return -1;
 }
 
-int k_pbjson_base64_decode(const char *s, size_t len, uint8_t **out,
-			   size_t *outlen)
+int k_pbjson_base64_decode(const char *s, size_t len, uint8_t **out, size_t *outlen)
 {
 	size_t nd = 0, pad = 0, o = 0;
 	uint32_t acc = 0;
@@ -272,18 +268,17 @@ static void civil_from_days(int64_t days, int64_t *y, int64_t *m, int64_t *d)
 
 int k_pbjson_parse_timestamp(const char *s, int64_t *seconds, int32_t *nanos)
 {
-	static const int mdays[] = {31, 29, 31, 30, 31, 30,
-				    31, 31, 30, 31, 30, 31};
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
 	int32_t ns = 0;
 	int64_t t;
 
-	if (digits_n(&s, 4, &y) || *s++ != '-' || digits_n(&s, 2, &mo) ||
-	    *s++ != '-' || digits_n(&s, 2, &d) || (*s != 'T' && *s != 't'))
+	if (digits_n(&s, 4, &y) || *s++ != '-' || digits_n(&s, 2, &mo) || *s++ != '-' ||
+	    digits_n(&s, 2, &d) || (*s != 'T' && *s != 't'))
 		return K_EINVAL;
 	s++;
-	if (digits_n(&s, 2, &h) || *s++ != ':' || digits_n(&s, 2, &mi) ||
-	    *s++ != ':' || digits_n(&s, 2, &sec))
+	if (digits_n(&s, 2, &h) || *s++ != ':' || digits_n(&s, 2, &mi) || *s++ != ':' ||
+	    digits_n(&s, 2, &sec))
 		return K_EINVAL;
 	if (*s == '.') {
 		s++;
@@ -294,17 +289,15 @@ int k_pbjson_parse_timestamp(const char *s, int64_t *seconds, int32_t *nanos)
 		s++;
 	} else if (*s == '+' || *s == '-') {
 		sign = *s++ == '-' ? -1 : 1;
-		if (digits_n(&s, 2, &oh) || *s++ != ':' ||
-		    digits_n(&s, 2, &om) || oh > 23 || om > 59)
+		if (digits_n(&s, 2, &oh) || *s++ != ':' || digits_n(&s, 2, &om) || oh > 23 ||
+		    om > 59)
 			return K_EINVAL;
 	} else {
 		return K_EINVAL;
 	}
-	if (*s || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 ||
-	    mi > 59 || sec > 59)
+	if (*s || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 59)
 		return K_EINVAL;
-	if (mo == 2 && d == 29 &&
-	    !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+	if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
 		return K_EINVAL;
 	t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
 	    sign * (oh * 3600 + om * 60);
@@ -361,8 +354,7 @@ static void puts_(struct jbuf *b, const char *s)
 	put(b, s, strlen(s));
 }
 
-static void __attribute__((format(printf, 2, 3)))
-putf(struct jbuf *b, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) putf(struct jbuf *b, const char *fmt, ...)
 {
 	char tmp[64];
 	va_list ap;
@@ -394,8 +386,8 @@ static void put_str(struct jbuf *b, const char *s, size_t len)
 	while (i < len) {
 		size_t run = i;
 		/* copy the plain stretch in one go */
-		while (run < len && u[run] >= 0x20 && u[run] < 0x7f &&
-		       u[run] != '"' && u[run] != '\\')
+		while (run < len && u[run] >= 0x20 && u[run] < 0x7f && u[run] != '"' &&
+		       u[run] != '\\')
 			run++;
 		put(b, s + i, run - i);
 		i = run;
@@ -443,8 +435,7 @@ static void put_base64(struct jbuf *b, const uint8_t *d, size_t len)
 		return;
 	b->p[b->len++] = '"';
 	for (i = 0; i + 2 < len; i += 3) {
-		uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 |
-			     d[i + 2];
+		uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 | d[i + 2];
 		b->p[b->len++] = tab[v >> 18];
 		b->p[b->len++] = tab[(v >> 12) & 63];
 		b->p[b->len++] = tab[(v >> 6) & 63];
@@ -478,8 +469,7 @@ static void put_double(struct jbuf *b, double v, bool is_float)
 	}
 	for (int prec = is_float ? 6 : 15; prec <= 17; prec++) {
 		snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
-		if (is_float ? strtof(tmp, NULL) == (float)v
-			     : strtod(tmp, NULL) == v)
+		if (is_float ? strtof(tmp, NULL) == (float)v : strtod(tmp, NULL) == v)
 			break;
 	}
 	puts_(b, tmp);
@@ -502,8 +492,7 @@ static void put_frac(struct jbuf *b, int32_t nanos)
 static void put_duration(struct jbuf *b, const Google__Protobuf__Duration *d)
 {
 	bool neg = d->seconds < 0 || d->nanos < 0;
-	uint64_t s =
-		d->seconds < 0 ? -(uint64_t)d->seconds : (uint64_t)d->seconds;
+	uint64_t s = d->seconds < 0 ? -(uint64_t)d->seconds : (uint64_t)d->seconds;
 	int32_t ns = d->nanos < 0 ? -d->nanos : d->nanos;
 
 	putf(b, "\"%s%" PRIu64, neg ? "-" : "", s);
@@ -521,8 +510,8 @@ static void put_timestamp(struct jbuf *b, const Google__Protobuf__Timestamp *t)
 		days--;
 	}
 	civil_from_days(days, &y, &m, &d);
-	putf(b, "\"%04" PRId64 "-%02" PRId64 "-%02" PRId64 "T%02d:%02d:%02d", y,
-	     m, d, (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
+	putf(b, "\"%04" PRId64 "-%02" PRId64 "-%02" PRId64 "T%02d:%02d:%02d", y, m, d,
+	     (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
 	if (t->nanos > 0 && t->nanos < 1000000000)
 		put_frac(b, t->nanos);
 	puts_(b, "Z\"");
@@ -531,42 +520,28 @@ static void put_timestamp(struct jbuf *b, const Google__Protobuf__Timestamp *t)
 static void enc_message(struct jbuf *b, const ProtobufCMessage *m, int level);
 
 /* One value of fd's type stored at p. */
-static void enc_value(struct jbuf *b, const ProtobufCFieldDescriptor *fd,
-		      const void *p, int level)
+static void enc_value(struct jbuf *b, const ProtobufCFieldDescriptor *fd, const void *p, int level)
 {
 	switch (fd->type) {
 	case PROTOBUF_C_TYPE_INT32:
 	case PROTOBUF_C_TYPE_SINT32:
-	case PROTOBUF_C_TYPE_SFIXED32:
-		putf(b, "%" PRId32, *(const int32_t *)p);
-		break;
+	case PROTOBUF_C_TYPE_SFIXED32: putf(b, "%" PRId32, *(const int32_t *)p); break;
 	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32:
-		putf(b, "%" PRIu32, *(const uint32_t *)p);
-		break;
+	case PROTOBUF_C_TYPE_FIXED32: putf(b, "%" PRIu32, *(const uint32_t *)p); break;
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-		putf(b, "\"%" PRId64 "\"", *(const int64_t *)p);
-		break;
+	case PROTOBUF_C_TYPE_SFIXED64: putf(b, "\"%" PRId64 "\"", *(const int64_t *)p); break;
 	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-		putf(b, "\"%" PRIu64 "\"", *(const uint64_t *)p);
-		break;
-	case PROTOBUF_C_TYPE_FLOAT:
-		put_double(b, *(const float *)p, true);
-		break;
-	case PROTOBUF_C_TYPE_DOUBLE:
-		put_double(b, *(const double *)p, false);
-		break;
+	case PROTOBUF_C_TYPE_FIXED64: putf(b, "\"%" PRIu64 "\"", *(const uint64_t *)p); break;
+	case PROTOBUF_C_TYPE_FLOAT: put_double(b, *(const float *)p, true); break;
+	case PROTOBUF_C_TYPE_DOUBLE: put_double(b, *(const double *)p, false); break;
 	case PROTOBUF_C_TYPE_BOOL:
 		puts_(b, *(const protobuf_c_boolean *)p ? "true" : "false");
 		break;
 	case PROTOBUF_C_TYPE_ENUM: {
 		const ProtobufCEnumDescriptor *ed = fd->descriptor;
 		int v = *(const int32_t *)p;
-		const ProtobufCEnumValue *ev =
-			protobuf_c_enum_descriptor_get_value(ed, v);
+		const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(ed, v);
 		if (!strcmp(ed->name, "google.protobuf.NullValue"))
 			puts_(b, "null");
 		else if (ev)
@@ -593,15 +568,13 @@ static void enc_value(struct jbuf *b, const ProtobufCFieldDescriptor *fd,
 }
 
 /* Whether a singular field is set, under proto3 (and proto2) presence. */
-static bool field_present(const ProtobufCMessage *m,
-			  const ProtobufCFieldDescriptor *fd)
+static bool field_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd)
 {
 	const char *base = (const char *)m;
 	const void *p = base + fd->offset;
 
 	if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
-		return *(const uint32_t *)(base + fd->quantifier_offset) ==
-		       fd->id;
+		return *(const uint32_t *)(base + fd->quantifier_offset) == fd->id;
 	switch (fd->type) {
 	case PROTOBUF_C_TYPE_MESSAGE: return *(void *const *)p != NULL;
 	case PROTOBUF_C_TYPE_STRING: {
@@ -613,13 +586,11 @@ static bool field_present(const ProtobufCMessage *m,
 	default: break;
 	}
 	if (fd->label == PROTOBUF_C_LABEL_OPTIONAL)
-		return *(const protobuf_c_boolean *)(base +
-						     fd->quantifier_offset);
+		return *(const protobuf_c_boolean *)(base + fd->quantifier_offset);
 	if (fd->label == PROTOBUF_C_LABEL_REQUIRED)
 		return true;
 	switch (fd->type) {
-	case PROTOBUF_C_TYPE_BYTES:
-		return ((const ProtobufCBinaryData *)p)->len > 0;
+	case PROTOBUF_C_TYPE_BYTES: return ((const ProtobufCBinaryData *)p)->len > 0;
 	case PROTOBUF_C_TYPE_FLOAT: return *(const float *)p != 0;
 	case PROTOBUF_C_TYPE_DOUBLE: return *(const double *)p != 0;
 	case PROTOBUF_C_TYPE_BOOL: return *(const protobuf_c_boolean *)p != 0;
@@ -651,16 +622,14 @@ static size_t elem_size(ProtobufCType t)
 }
 
 /* A map key as a JSON object key: always a string. */
-static void enc_map_key(struct jbuf *b, const ProtobufCFieldDescriptor *kf,
-			const void *p)
+static void enc_map_key(struct jbuf *b, const ProtobufCFieldDescriptor *kf, const void *p)
 {
 	char tmp[32];
 
 	switch (kf->type) {
 	case PROTOBUF_C_TYPE_STRING: put_cstr(b, *(char *const *)p); return;
 	case PROTOBUF_C_TYPE_BOOL:
-		puts_(b, *(const protobuf_c_boolean *)p ? "\"true\""
-							: "\"false\"");
+		puts_(b, *(const protobuf_c_boolean *)p ? "\"true\"" : "\"false\"");
 		return;
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
@@ -675,9 +644,7 @@ static void enc_map_key(struct jbuf *b, const ProtobufCFieldDescriptor *kf,
 	case PROTOBUF_C_TYPE_FIXED32:
 		snprintf(tmp, sizeof(tmp), "%" PRIu32, *(const uint32_t *)p);
 		break;
-	default:
-		snprintf(tmp, sizeof(tmp), "%" PRId32, *(const int32_t *)p);
-		break;
+	default: snprintf(tmp, sizeof(tmp), "%" PRId32, *(const int32_t *)p); break;
 	}
 	put_cstr(b, tmp);
 }
@@ -690,15 +657,15 @@ static void put_key(struct jbuf *b, const char *name)
 
 /* A map field as an object; a NULL message value prints as null, which
  * reads back as the same absent value. */
-static void enc_map(struct jbuf *b, const ProtobufCFieldDescriptor *fd,
-		    const ProtobufCMessage *m, int level)
+static void enc_map(struct jbuf *b, const ProtobufCFieldDescriptor *fd, const ProtobufCMessage *m,
+		    int level)
 {
 	const ProtobufCMessageDescriptor *ed = fd->descriptor;
 	const ProtobufCFieldDescriptor *kf = &ed->fields[0];
 	const ProtobufCFieldDescriptor *vf = &ed->fields[1];
 	size_t n = *(const size_t *)((const char *)m + fd->quantifier_offset);
-	ProtobufCMessage *const *arr = *(
-		ProtobufCMessage *const *const *)((const char *)m + fd->offset);
+	ProtobufCMessage *const *arr =
+		*(ProtobufCMessage *const *const *)((const char *)m + fd->offset);
 
 	if (n == 0) {
 		puts_(b, "{}");
@@ -742,8 +709,7 @@ static void enc_repeated(struct jbuf *b, const ProtobufCFieldDescriptor *fd,
 
 /* The members of an object, without braces; *first tracks commas across
  * calls so an Any can put "@type" before its message's fields. */
-static void enc_fields(struct jbuf *b, const ProtobufCMessage *m, int level,
-		       bool *first)
+static void enc_fields(struct jbuf *b, const ProtobufCMessage *m, int level, bool *first)
 {
 	const ProtobufCMessageDescriptor *d = m->descriptor;
 
@@ -751,8 +717,7 @@ static void enc_fields(struct jbuf *b, const ProtobufCMessage *m, int level,
 		const ProtobufCFieldDescriptor *fd = &d->fields[i];
 		bool repeated = fd->label == PROTOBUF_C_LABEL_REPEATED;
 
-		if (repeated ? *(const size_t *)((const char *)m +
-						 fd->quantifier_offset) == 0
+		if (repeated ? *(const size_t *)((const char *)m + fd->quantifier_offset) == 0
 			     : !field_present(m, fd))
 			continue;
 		if (!*first)
@@ -765,8 +730,7 @@ static void enc_fields(struct jbuf *b, const ProtobufCMessage *m, int level,
 		else if (repeated)
 			enc_repeated(b, fd, m, level + 1);
 		else
-			enc_value(b, fd, (const char *)m + fd->offset,
-				  level + 1);
+			enc_value(b, fd, (const char *)m + fd->offset, level + 1);
 	}
 }
 
@@ -785,8 +749,8 @@ static void enc_any(struct jbuf *b, const Google__Protobuf__Any *any, int level)
 	newline(b, level + 1);
 	put_key(b, "@type");
 	put_cstr(b, url);
-	if (k_pb_any_unpack(url, any->value.data, any->value.len, NULL, &inner,
-			    err, sizeof(err)) == 0 &&
+	if (k_pb_any_unpack(url, any->value.data, any->value.len, NULL, &inner, err, sizeof(err)) ==
+		    0 &&
 	    k_pbjson_wkt_of(inner->descriptor) == K_WKT_NONE) {
 		enc_fields(b, inner, level, &first);
 	} else {
@@ -806,16 +770,13 @@ static void enc_any(struct jbuf *b, const Google__Protobuf__Any *any, int level)
 	puts_(b, "}");
 }
 
-static void enc_struct_value(struct jbuf *b, const Google__Protobuf__Value *v,
-			     int level)
+static void enc_struct_value(struct jbuf *b, const Google__Protobuf__Value *v, int level)
 {
 	switch (v->kind_case) {
 	case GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE:
 		put_double(b, v->number_value, false);
 		break;
-	case GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE:
-		put_cstr(b, v->string_value);
-		break;
+	case GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE: put_cstr(b, v->string_value); break;
 	case GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE:
 		puts_(b, v->bool_value ? "true" : "false");
 		break;
@@ -846,24 +807,15 @@ static void enc_message(struct jbuf *b, const ProtobufCMessage *m, int level)
 		return;
 	}
 	switch (k_pbjson_wkt_of(d)) {
-	case K_WKT_DURATION:
-		put_duration(b, (const Google__Protobuf__Duration *)m);
-		break;
-	case K_WKT_TIMESTAMP:
-		put_timestamp(b, (const Google__Protobuf__Timestamp *)m);
-		break;
+	case K_WKT_DURATION: put_duration(b, (const Google__Protobuf__Duration *)m); break;
+	case K_WKT_TIMESTAMP: put_timestamp(b, (const Google__Protobuf__Timestamp *)m); break;
 	case K_WKT_WRAPPER:
-		enc_value(b, &d->fields[0],
-			  (const char *)m + d->fields[0].offset, level);
+		enc_value(b, &d->fields[0], (const char *)m + d->fields[0].offset, level);
 		break;
 	case K_WKT_STRUCT: enc_map(b, &d->fields[0], m, level); break;
 	case K_WKT_LIST: enc_repeated(b, &d->fields[0], m, level); break;
-	case K_WKT_VALUE:
-		enc_struct_value(b, (const Google__Protobuf__Value *)m, level);
-		break;
-	case K_WKT_ANY:
-		enc_any(b, (const Google__Protobuf__Any *)m, level);
-		break;
+	case K_WKT_VALUE: enc_struct_value(b, (const Google__Protobuf__Value *)m, level); break;
+	case K_WKT_ANY: enc_any(b, (const Google__Protobuf__Any *)m, level); break;
 	default:
 		puts_(b, "{");
 		enc_fields(b, m, level, &first);

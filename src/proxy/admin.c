@@ -23,6 +23,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "admin.h"
+#include "k_sbuf.h"
 #include "config.h"
 #include "h1_codec.h"
 #include "k_common.h"
@@ -93,92 +94,16 @@ struct admin_write {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-struct abuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void ab_add(struct abuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p) {
-			b->oom = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void ab_adds(struct abuf *b, const char *s)
-{
-	ab_add(b, s, strlen(s));
-}
-
-__attribute__((format(printf, 2, 3))) static void
-ab_printf(struct abuf *b, const char *fmt, ...)
-{
-	char tmp[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n < sizeof(tmp)) {
-		ab_add(b, tmp, (size_t)n);
-		return;
-	}
-	char *big = malloc((size_t)n + 1);
-	if (!big) {
-		b->oom = 1;
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(big, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	ab_add(b, big, (size_t)n);
-	free(big);
-}
-
-/* A JSON string literal. */
-static void ab_jstr(struct abuf *b, const char *s)
-{
-	ab_add(b, "\"", 1);
-	for (; s && *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\') {
-			char e[2] = { '\\', (char)ch };
-			ab_add(b, e, 2);
-		} else if (ch < 0x20) {
-			ab_printf(b, "\\u%04x", ch);
-		} else {
-			ab_add(b, s, 1);
-		}
-	}
-	ab_add(b, "\"", 1);
-}
-
 /* Re-indent compact JSON with two spaces per level (Envoy pretty-prints
  * its JSON answers). Raw newlines never occur inside JSON strings, so a
  * character walk that tracks strings is enough. */
-static void json_pretty(struct abuf *out, const char *in, size_t len)
+static void json_pretty(struct k_sbuf *out, const char *in, size_t len)
 {
 	int depth = 0, in_str = 0, esc = 0;
 	for (size_t i = 0; i < len; i++) {
 		char ch = in[i];
 		if (in_str) {
-			ab_add(out, &ch, 1);
+			k_sbuf_add(out, &ch, 1);
 			if (esc)
 				esc = 0;
 			else if (ch == '\\')
@@ -195,7 +120,7 @@ static void json_pretty(struct abuf *out, const char *in, size_t len)
 			break;
 		case '"':
 			in_str = 1;
-			ab_add(out, &ch, 1);
+			k_sbuf_add(out, &ch, 1);
 			break;
 		case '{':
 		case '[': {
@@ -203,39 +128,39 @@ static void json_pretty(struct abuf *out, const char *in, size_t len)
 			while (j < len && in[j] && strchr(" \t\r\n", in[j]))
 				j++;
 			if (j < len && (in[j] == '}' || in[j] == ']')) {
-				ab_add(out, &ch, 1);
-				ab_add(out, &in[j], 1);
+				k_sbuf_add(out, &ch, 1);
+				k_sbuf_add(out, &in[j], 1);
 				i = j;
 				break;
 			}
-			ab_add(out, &ch, 1);
+			k_sbuf_add(out, &ch, 1);
 			depth++;
-			ab_add(out, "\n", 1);
+			k_sbuf_add(out, "\n", 1);
 			for (int k = 0; k < depth; k++)
-				ab_add(out, "  ", 2);
+				k_sbuf_add(out, "  ", 2);
 			break;
 		}
 		case '}':
 		case ']':
 			depth = depth > 0 ? depth - 1 : 0;
-			ab_add(out, "\n", 1);
+			k_sbuf_add(out, "\n", 1);
 			for (int k = 0; k < depth; k++)
-				ab_add(out, "  ", 2);
-			ab_add(out, &ch, 1);
+				k_sbuf_add(out, "  ", 2);
+			k_sbuf_add(out, &ch, 1);
 			break;
 		case ',':
-			ab_add(out, ",\n", 2);
+			k_sbuf_add(out, ",\n", 2);
 			for (int k = 0; k < depth; k++)
-				ab_add(out, "  ", 2);
+				k_sbuf_add(out, "  ", 2);
 			break;
 		case ':':
-			ab_add(out, ": ", 2);
+			k_sbuf_add(out, ": ", 2);
 			break;
 		default:
-			ab_add(out, &ch, 1);
+			k_sbuf_add(out, &ch, 1);
 		}
 	}
-	ab_add(out, "\n", 1);
+	k_sbuf_add(out, "\n", 1);
 }
 
 static int hexval(char ch)
@@ -351,7 +276,7 @@ struct admin_req {
 struct admin_resp {
 	int status;
 	const char *ctype;
-	struct abuf body;
+	struct k_sbuf body;
 	int action;
 };
 
@@ -362,7 +287,7 @@ static void resp_text(struct admin_resp *r, int status, const char *text)
 {
 	r->status = status;
 	r->ctype = CT_TEXT;
-	ab_adds(&r->body, text);
+	k_sbuf_adds(&r->body, text);
 }
 
 static const char *state_name(enum kp_server_state s)
@@ -396,7 +321,7 @@ static void h_ready(struct kp_admin *a, const struct admin_req *rq,
 {
 	enum kp_server_state st = effective_state(a);
 	resp_text(r, st == KP_STATE_LIVE ? 200 : 503, state_name(st));
-	ab_add(&r->body, "\n", 1);
+	k_sbuf_add(&r->body, "\n", 1);
 }
 
 static void h_healthz(struct kp_admin *a, const struct admin_req *rq,
@@ -409,7 +334,7 @@ static void h_healthz(struct kp_admin *a, const struct admin_req *rq,
 		resp_text(r, 200, "OK\n");
 	else {
 		resp_text(r, 503, state_name(st));
-		ab_add(&r->body, "\n", 1);
+		k_sbuf_add(&r->body, "\n", 1);
 	}
 }
 
@@ -427,28 +352,28 @@ static void h_server_info(struct kp_admin *a, const struct admin_req *rq,
 	const struct kp_config *cfg = s->config;
 	time_t now = time(NULL);
 	long long up = now > s->start_time ? (long long)(now - s->start_time) : 0;
-	struct abuf j = { 0 };
-	ab_adds(&j, "{\"version\":");
-	ab_jstr(&j, "kite " KITE_VERSION);
-	ab_adds(&j, ",\"state\":");
-	ab_jstr(&j, state_name(effective_state(a)));
-	ab_adds(&j, ",\"hot_restart_version\":\"disabled\"");
-	ab_adds(&j, ",\"command_line_options\":{");
-	ab_printf(&j, "\"concurrency\":%u,\"config_path\":",
+	struct k_sbuf j = { 0 };
+	k_sbuf_adds(&j, "{\"version\":");
+	k_sbuf_json_str(&j, "kite " KITE_VERSION);
+	k_sbuf_adds(&j, ",\"state\":");
+	k_sbuf_json_str(&j, state_name(effective_state(a)));
+	k_sbuf_adds(&j, ",\"hot_restart_version\":\"disabled\"");
+	k_sbuf_adds(&j, ",\"command_line_options\":{");
+	k_sbuf_printf(&j, "\"concurrency\":%u,\"config_path\":",
 		  (unsigned)s->opts.concurrency);
-	ab_jstr(&j, s->opts.config_path ? s->opts.config_path : "");
-	ab_adds(&j, ",\"log_level\":");
-	ab_jstr(&j, s->opts.log_level ? s->opts.log_level : "info");
-	ab_printf(&j, ",\"drain_time\":\"%us\",\"mode\":\"Serve\"",
+	k_sbuf_json_str(&j, s->opts.config_path ? s->opts.config_path : "");
+	k_sbuf_adds(&j, ",\"log_level\":");
+	k_sbuf_json_str(&j, s->opts.log_level ? s->opts.log_level : "info");
+	k_sbuf_printf(&j, ",\"drain_time\":\"%us\",\"mode\":\"Serve\"",
 		  (unsigned)s->opts.drain_time_s);
-	ab_adds(&j, "}");
-	ab_printf(&j, ",\"uptime_current_epoch\":\"%llds\"", up);
-	ab_printf(&j, ",\"uptime_all_epochs\":\"%llds\"", up);
-	ab_adds(&j, ",\"node\":{\"id\":");
-	ab_jstr(&j, cfg && cfg->node_id ? cfg->node_id : "");
-	ab_adds(&j, ",\"cluster\":");
-	ab_jstr(&j, cfg && cfg->node_cluster ? cfg->node_cluster : "");
-	ab_adds(&j, "}}");
+	k_sbuf_adds(&j, "}");
+	k_sbuf_printf(&j, ",\"uptime_current_epoch\":\"%llds\"", up);
+	k_sbuf_printf(&j, ",\"uptime_all_epochs\":\"%llds\"", up);
+	k_sbuf_adds(&j, ",\"node\":{\"id\":");
+	k_sbuf_json_str(&j, cfg && cfg->node_id ? cfg->node_id : "");
+	k_sbuf_adds(&j, ",\"cluster\":");
+	k_sbuf_json_str(&j, cfg && cfg->node_cluster ? cfg->node_cluster : "");
+	k_sbuf_adds(&j, "}}");
 	r->status = 200;
 	r->ctype = CT_JSON;
 	if (j.oom)
@@ -536,7 +461,7 @@ static void h_stats(struct kp_admin *a, const struct admin_req *rq,
 			return;
 		}
 		resp_text(r, 400, err);
-		ab_add(&r->body, "\n", 1);
+		k_sbuf_add(&r->body, "\n", 1);
 		return;
 	}
 	r->status = 200;
@@ -576,7 +501,7 @@ static size_t pb_repeated(const ProtobufCMessage *m, const char *name,
 }
 
 /* Append msg as JSON; with_type adds the "@type" an Any would carry. */
-static int add_msg(struct abuf *b, const ProtobufCMessage *msg, int with_type)
+static int add_msg(struct k_sbuf *b, const ProtobufCMessage *msg, int with_type)
 {
 	char *enc = k_pbjson_encode(msg, 0);
 	if (!enc)
@@ -585,19 +510,19 @@ static int add_msg(struct abuf *b, const ProtobufCMessage *msg, int with_type)
 	while (*p && *p != '{')
 		p++;
 	if (!with_type || !*p) {
-		ab_adds(b, *p ? p : enc);
+		k_sbuf_adds(b, *p ? p : enc);
 	} else {
 		const char *q = p + 1;
 		while (*q == ' ' || *q == '\n' || *q == '\t' || *q == '\r')
 			q++;
-		ab_adds(b, "{\"@type\":");
+		k_sbuf_adds(b, "{\"@type\":");
 		char url[256];
 		snprintf(url, sizeof(url), "type.googleapis.com/%s",
 			 msg->descriptor->name);
-		ab_jstr(b, url);
+		k_sbuf_json_str(b, url);
 		if (*q != '}')
-			ab_add(b, ",", 1);
-		ab_adds(b, q);
+			k_sbuf_add(b, ",", 1);
+		k_sbuf_adds(b, q);
 	}
 	free(enc);
 	return 0;
@@ -610,43 +535,43 @@ static void h_config_dump(struct kp_admin *a, const struct admin_req *rq,
 	const ProtobufCMessage *boot = cfg ? cfg->bootstrap : NULL;
 	char ts[40];
 	fmt_time(a->srv->start_time, ts, sizeof(ts));
-	struct abuf j = { 0 };
+	struct k_sbuf j = { 0 };
 	int rc = 0;
-	ab_adds(&j, "{\"configs\":[");
+	k_sbuf_adds(&j, "{\"configs\":[");
 	if (boot) {
-		ab_adds(&j, "{\"@type\":\"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump\",\"bootstrap\":");
+		k_sbuf_adds(&j, "{\"@type\":\"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump\",\"bootstrap\":");
 		rc |= add_msg(&j, boot, 0);
-		ab_printf(&j, ",\"last_updated\":\"%s\"}", ts);
+		k_sbuf_printf(&j, ",\"last_updated\":\"%s\"}", ts);
 
 		const ProtobufCMessage *sr = pb_sub(boot, "static_resources");
 		ProtobufCMessage *const *arr;
 		size_t n = pb_repeated(sr, "clusters", &arr);
-		ab_adds(&j, ",{\"@type\":\"type.googleapis.com/envoy.admin.v3.ClustersConfigDump\"");
+		k_sbuf_adds(&j, ",{\"@type\":\"type.googleapis.com/envoy.admin.v3.ClustersConfigDump\"");
 		if (n) {
-			ab_adds(&j, ",\"static_clusters\":[");
+			k_sbuf_adds(&j, ",\"static_clusters\":[");
 			for (size_t i = 0; i < n; i++) {
-				ab_adds(&j, i ? ",{\"cluster\":" : "{\"cluster\":");
+				k_sbuf_adds(&j, i ? ",{\"cluster\":" : "{\"cluster\":");
 				rc |= add_msg(&j, arr[i], 1);
-				ab_printf(&j, ",\"last_updated\":\"%s\"}", ts);
+				k_sbuf_printf(&j, ",\"last_updated\":\"%s\"}", ts);
 			}
-			ab_adds(&j, "]");
+			k_sbuf_adds(&j, "]");
 		}
-		ab_adds(&j, "}");
+		k_sbuf_adds(&j, "}");
 
 		n = pb_repeated(sr, "listeners", &arr);
-		ab_adds(&j, ",{\"@type\":\"type.googleapis.com/envoy.admin.v3.ListenersConfigDump\"");
+		k_sbuf_adds(&j, ",{\"@type\":\"type.googleapis.com/envoy.admin.v3.ListenersConfigDump\"");
 		if (n) {
-			ab_adds(&j, ",\"static_listeners\":[");
+			k_sbuf_adds(&j, ",\"static_listeners\":[");
 			for (size_t i = 0; i < n; i++) {
-				ab_adds(&j, i ? ",{\"listener\":" : "{\"listener\":");
+				k_sbuf_adds(&j, i ? ",{\"listener\":" : "{\"listener\":");
 				rc |= add_msg(&j, arr[i], 1);
-				ab_printf(&j, ",\"last_updated\":\"%s\"}", ts);
+				k_sbuf_printf(&j, ",\"last_updated\":\"%s\"}", ts);
 			}
-			ab_adds(&j, "]");
+			k_sbuf_adds(&j, "]");
 		}
-		ab_adds(&j, "}");
+		k_sbuf_adds(&j, "}");
 	}
-	ab_adds(&j, "]}");
+	k_sbuf_adds(&j, "]}");
 	if (rc || j.oom) {
 		r->body.oom = 1;
 	} else {
@@ -704,35 +629,35 @@ static void h_clusters(struct kp_admin *a, const struct admin_req *rq,
 	if (json < 0)
 		return;
 	uint32_t nc = cfg ? cfg->n_clusters : 0;
-	struct abuf j = { 0 };
-	struct abuf *b = json ? &j : &r->body;
+	struct k_sbuf j = { 0 };
+	struct k_sbuf *b = json ? &j : &r->body;
 	if (json)
-		ab_adds(b, "{\"cluster_statuses\":[");
+		k_sbuf_adds(b, "{\"cluster_statuses\":[");
 	for (uint32_t i = 0; i < nc; i++) {
 		const struct kp_cluster_cfg *c = &cfg->clusters[i];
 		const char *n = c->name;
 		if (json) {
-			ab_adds(b, i ? ",{\"name\":" : "{\"name\":");
-			ab_jstr(b, n);
-			ab_adds(b, ",\"added_via_api\":false,\"observability_name\":");
-			ab_jstr(b, n);
-			ab_adds(b, ",\"host_statuses\":[");
+			k_sbuf_adds(b, i ? ",{\"name\":" : "{\"name\":");
+			k_sbuf_json_str(b, n);
+			k_sbuf_adds(b, ",\"added_via_api\":false,\"observability_name\":");
+			k_sbuf_json_str(b, n);
+			k_sbuf_adds(b, ",\"host_statuses\":[");
 		} else {
-			ab_printf(b, "%s::observability_name::%s\n", n, n);
+			k_sbuf_printf(b, "%s::observability_name::%s\n", n, n);
 			static const char *const prio[] = { "default_priority",
 							    "high_priority" };
 			for (int p = 0; p < 2; p++) {
-				ab_printf(b, "%s::%s::max_connections::%u\n", n,
+				k_sbuf_printf(b, "%s::%s::max_connections::%u\n", n,
 					  prio[p], p ? 1024u : c->max_connections);
-				ab_printf(b, "%s::%s::max_pending_requests::%u\n",
+				k_sbuf_printf(b, "%s::%s::max_pending_requests::%u\n",
 					  n, prio[p],
 					  p ? 1024u : c->max_pending_requests);
-				ab_printf(b, "%s::%s::max_requests::%u\n", n,
+				k_sbuf_printf(b, "%s::%s::max_requests::%u\n", n,
 					  prio[p], p ? 1024u : c->max_requests);
-				ab_printf(b, "%s::%s::max_retries::3\n", n,
+				k_sbuf_printf(b, "%s::%s::max_retries::3\n", n,
 					  prio[p]);
 			}
-			ab_printf(b, "%s::added_via_api::false\n", n);
+			k_sbuf_printf(b, "%s::added_via_api::false\n", n);
 		}
 		for (uint32_t e = 0; e < c->n_endpoints; e++) {
 			const struct kp_endpoint *ep = &c->endpoints[e];
@@ -757,44 +682,44 @@ static void h_clusters(struct kp_admin *a, const struct admin_req *rq,
 				int port;
 				fmt_sockaddr((const struct sockaddr *)&ep->addr,
 					     ip, sizeof(ip), &port);
-				ab_adds(b, e ? ",{\"address\":{\"socket_address\":{\"address\":"
+				k_sbuf_adds(b, e ? ",{\"address\":{\"socket_address\":{\"address\":"
 					     : "{\"address\":{\"socket_address\":{\"address\":");
-				ab_jstr(b, ip);
-				ab_printf(b, ",\"port_value\":%d}},\"stats\":[", port);
+				k_sbuf_json_str(b, ip);
+				k_sbuf_printf(b, ",\"port_value\":%d}},\"stats\":[", port);
 				for (size_t k = 0; k < K_ARRAY_LEN(st); k++) {
-					ab_printf(b, "%s{\"name\":\"%s\",\"value\":\"%" PRIu64 "\"%s}",
+					k_sbuf_printf(b, "%s{\"name\":\"%s\",\"value\":\"%" PRIu64 "\"%s}",
 						  k ? "," : "", st[k].name, st[k].v,
 						  st[k].gauge ? ",\"type\":\"GAUGE\"" : "");
 				}
-				ab_printf(b, "],\"health_status\":{\"eds_health_status\":\"HEALTHY\"},"
+				k_sbuf_printf(b, "],\"health_status\":{\"eds_health_status\":\"HEALTHY\"},"
 					     "\"weight\":%u,\"locality\":{}}",
 					  ep->weight ? ep->weight : 1);
 				continue;
 			}
 			for (size_t k = 0; k < K_ARRAY_LEN(st); k++)
-				ab_printf(b, "%s::%s::%s::%" PRIu64 "\n", n,
+				k_sbuf_printf(b, "%s::%s::%s::%" PRIu64 "\n", n,
 					  ep->name, st[k].name, st[k].v);
-			ab_printf(b, "%s::%s::hostname::\n", n, ep->name);
-			ab_printf(b, "%s::%s::health_flags::healthy\n", n,
+			k_sbuf_printf(b, "%s::%s::hostname::\n", n, ep->name);
+			k_sbuf_printf(b, "%s::%s::health_flags::healthy\n", n,
 				  ep->name);
-			ab_printf(b, "%s::%s::weight::%u\n", n, ep->name,
+			k_sbuf_printf(b, "%s::%s::weight::%u\n", n, ep->name,
 				  ep->weight ? ep->weight : 1);
-			ab_printf(b, "%s::%s::region::\n", n, ep->name);
-			ab_printf(b, "%s::%s::zone::\n", n, ep->name);
-			ab_printf(b, "%s::%s::sub_zone::\n", n, ep->name);
-			ab_printf(b, "%s::%s::canary::false\n", n, ep->name);
-			ab_printf(b, "%s::%s::priority::0\n", n, ep->name);
-			ab_printf(b, "%s::%s::success_rate::-1\n", n, ep->name);
-			ab_printf(b, "%s::%s::local_origin_success_rate::-1\n",
+			k_sbuf_printf(b, "%s::%s::region::\n", n, ep->name);
+			k_sbuf_printf(b, "%s::%s::zone::\n", n, ep->name);
+			k_sbuf_printf(b, "%s::%s::sub_zone::\n", n, ep->name);
+			k_sbuf_printf(b, "%s::%s::canary::false\n", n, ep->name);
+			k_sbuf_printf(b, "%s::%s::priority::0\n", n, ep->name);
+			k_sbuf_printf(b, "%s::%s::success_rate::-1\n", n, ep->name);
+			k_sbuf_printf(b, "%s::%s::local_origin_success_rate::-1\n",
 				  n, ep->name);
 		}
 		if (json)
-			ab_adds(b, "]}");
+			k_sbuf_adds(b, "]}");
 	}
 	r->status = 200;
 	r->ctype = json ? CT_JSON : CT_TEXT;
 	if (json) {
-		ab_adds(b, "]}");
+		k_sbuf_adds(b, "]}");
 		if (j.oom)
 			r->body.oom = 1;
 		else
@@ -815,25 +740,25 @@ static void h_listeners(struct kp_admin *a, const struct admin_req *rq,
 	r->ctype = json ? CT_JSON : CT_TEXT;
 	if (!json) {
 		for (uint32_t i = 0; i < nl; i++)
-			ab_printf(&r->body, "%s::%s\n", cfg->listeners[i].name,
+			k_sbuf_printf(&r->body, "%s::%s\n", cfg->listeners[i].name,
 				  cfg->listeners[i].addr_str);
 		return;
 	}
-	struct abuf j = { 0 };
-	ab_adds(&j, "{\"listener_statuses\":[");
+	struct k_sbuf j = { 0 };
+	k_sbuf_adds(&j, "{\"listener_statuses\":[");
 	for (uint32_t i = 0; i < nl; i++) {
 		const struct kp_listener_cfg *l = &cfg->listeners[i];
 		char ip[INET6_ADDRSTRLEN];
 		int port;
 		fmt_sockaddr((const struct sockaddr *)&l->addr, ip, sizeof(ip),
 			     &port);
-		ab_adds(&j, i ? ",{\"name\":" : "{\"name\":");
-		ab_jstr(&j, l->name);
-		ab_adds(&j, ",\"local_address\":{\"socket_address\":{\"address\":");
-		ab_jstr(&j, ip);
-		ab_printf(&j, ",\"port_value\":%d}}}", port);
+		k_sbuf_adds(&j, i ? ",{\"name\":" : "{\"name\":");
+		k_sbuf_json_str(&j, l->name);
+		k_sbuf_adds(&j, ",\"local_address\":{\"socket_address\":{\"address\":");
+		k_sbuf_json_str(&j, ip);
+		k_sbuf_printf(&j, ",\"port_value\":%d}}}", port);
 	}
-	ab_adds(&j, "]}");
+	k_sbuf_adds(&j, "]}");
 	if (j.oom)
 		r->body.oom = 1;
 	else
@@ -883,7 +808,7 @@ static void h_logging(struct kp_admin *a, const struct admin_req *rq,
 		if (strcmp(key, "level") != 0) {
 			r->status = 400;
 			r->ctype = CT_TEXT;
-			ab_printf(&r->body,
+			k_sbuf_printf(&r->body,
 				  "error: unknown logger \"%s\"; kite has one logger, set it with ?level=\n",
 				  key);
 			return;
@@ -892,7 +817,7 @@ static void h_logging(struct kp_admin *a, const struct admin_req *rq,
 		if (level < 0) {
 			r->status = 400;
 			r->ctype = CT_TEXT;
-			ab_printf(&r->body,
+			k_sbuf_printf(&r->body,
 				  "error: unknown log level \"%s\" (trace, debug, info, warning, error, critical, off)\n",
 				  val);
 			return;
@@ -902,7 +827,7 @@ static void h_logging(struct kp_admin *a, const struct admin_req *rq,
 	if (have_params && !rq->post) {
 		r->status = 405;
 		r->ctype = CT_TEXT;
-		ab_printf(&r->body, "Method %.*s not allowed, POST required.",
+		k_sbuf_printf(&r->body, "Method %.*s not allowed, POST required.",
 			  (int)rq->method.len, rq->method.p);
 		return;
 	}
@@ -912,7 +837,7 @@ static void h_logging(struct kp_admin *a, const struct admin_req *rq,
 	}
 	r->status = 200;
 	r->ctype = CT_TEXT;
-	ab_printf(&r->body, "active loggers:\n  kite: %s\n",
+	k_sbuf_printf(&r->body, "active loggers:\n  kite: %s\n",
 		  level_name(k_log_min));
 }
 
@@ -969,11 +894,11 @@ static const struct admin_ep {
 	{ "/stats/prometheus", "print server stats in prometheus format", 0, h_stats },
 };
 
-static void help_text(struct abuf *b)
+static void help_text(struct k_sbuf *b)
 {
-	ab_adds(b, "admin commands are:\n");
+	k_sbuf_adds(b, "admin commands are:\n");
 	for (size_t i = 0; i < K_ARRAY_LEN(admin_eps); i++)
-		ab_printf(b, "  %s: %s\n", admin_eps[i].path, admin_eps[i].help);
+		k_sbuf_printf(b, "  %s: %s\n", admin_eps[i].path, admin_eps[i].help);
 }
 
 static void h_help(struct kp_admin *a, const struct admin_req *rq,
@@ -994,7 +919,7 @@ static void dispatch(struct kp_admin *a, const struct admin_req *rq,
 		if (ep->post && !rq->post) {
 			r->status = 405;
 			r->ctype = CT_TEXT;
-			ab_printf(&r->body, "Method %.*s not allowed, POST required.",
+			k_sbuf_printf(&r->body, "Method %.*s not allowed, POST required.",
 				  (int)rq->method.len, rq->method.p);
 			return;
 		}
@@ -1003,7 +928,7 @@ static void dispatch(struct kp_admin *a, const struct admin_req *rq,
 	}
 	r->status = 404;
 	r->ctype = CT_TEXT;
-	ab_adds(&r->body, "invalid path. ");
+	k_sbuf_adds(&r->body, "invalid path. ");
 	help_text(&r->body);
 }
 
@@ -1116,10 +1041,10 @@ static void send_resp(struct admin_conn *c, struct admin_resp *r, int keep,
 {
 	if (r->body.oom) {
 		free(r->body.p);
-		r->body = (struct abuf){ 0 };
+		r->body = (struct k_sbuf){ 0 };
 		r->status = 500;
 		r->ctype = CT_TEXT;
-		ab_adds(&r->body, "out of memory\n");
+		k_sbuf_adds(&r->body, "out of memory\n");
 		r->action = ACTION_NONE;
 	}
 	char head[512];
@@ -1146,7 +1071,7 @@ static void send_resp(struct admin_conn *c, struct admin_resp *r, int keep,
 	if (blen)
 		memcpy(w->data + hn, r->body.p, blen);
 	free(r->body.p);
-	r->body = (struct abuf){ 0 };
+	r->body = (struct k_sbuf){ 0 };
 	w->c = c;
 	w->action = r->action;
 	w->len = (size_t)hn + blen;
@@ -1165,8 +1090,8 @@ static void send_resp(struct admin_conn *c, struct admin_resp *r, int keep,
 static void send_error(struct admin_conn *c, int status, const char *why)
 {
 	struct admin_resp r = { .status = status, .ctype = CT_TEXT };
-	ab_adds(&r.body, why);
-	ab_add(&r.body, "\n", 1);
+	k_sbuf_adds(&r.body, why);
+	k_sbuf_add(&r.body, "\n", 1);
 	send_resp(c, &r, 0, 0, 1);
 	c->close_after = 1;
 }

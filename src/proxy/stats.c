@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "k_common.h"
+#include "k_sbuf.h"
 #include "stats.h"
 
 struct kp_field {
@@ -44,67 +45,6 @@ static const struct kp_scope_kind kp_scope_kinds[] = {
 	{ "server", NULL, kp_server_fields, K_ARRAY_LEN(kp_server_fields) },
 };
 
-/* ---- a growable output buffer ---------------------------------------- */
-
-struct kp_sbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void sbuf_reserve(struct kp_sbuf *b, size_t more)
-{
-	if (b->oom || b->len + more + 1 <= b->cap)
-		return;
-	size_t cap = b->cap ? b->cap : 4096;
-	while (cap < b->len + more + 1)
-		cap *= 2;
-	char *p = realloc(b->p, cap);
-	if (!p) {
-		b->oom = 1;
-		return;
-	}
-	b->p = p;
-	b->cap = cap;
-}
-
-static void sbuf_add(struct kp_sbuf *b, const char *s, size_t n)
-{
-	sbuf_reserve(b, n);
-	if (b->oom)
-		return;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sbuf_adds(struct kp_sbuf *b, const char *s)
-{
-	sbuf_add(b, s, strlen(s));
-}
-
-__attribute__((format(printf, 2, 3))) static void
-sbuf_printf(struct kp_sbuf *b, const char *fmt, ...)
-{
-	char tmp[128];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n < sizeof(tmp)) {
-		sbuf_add(b, tmp, (size_t)n);
-		return;
-	}
-	sbuf_reserve(b, (size_t)n);
-	if (b->oom)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
 
 /* ---- layout ---------------------------------------------------------- */
 
@@ -407,21 +347,21 @@ static void snapshot_free(struct kp_snapshot *s)
 	free(s->val);
 }
 
-static void add_value(struct kp_sbuf *b, enum kp_stat_kind kind, uint64_t v)
+static void add_value(struct k_sbuf *b, enum kp_stat_kind kind, uint64_t v)
 {
 	/* A gauge summed over shards is right modulo 2^64; if it is "negative"
 	 * a shard is mid-update or a decrement lost its increment, and a
 	 * signed print shows that honestly instead of 18446744073709551615. */
 	if (kind == KP_GAUGE)
-		sbuf_printf(b, "%" PRId64, (int64_t)v);
+		k_sbuf_printf(b, "%" PRId64, (int64_t)v);
 	else
-		sbuf_printf(b, "%" PRIu64, v);
+		k_sbuf_printf(b, "%" PRIu64, v);
 }
 
-static char *finish(struct kp_sbuf *b, size_t *len, char *err, size_t errlen)
+static char *finish(struct k_sbuf *b, size_t *len, char *err, size_t errlen)
 {
 	if (!b->oom && !b->p)
-		sbuf_reserve(b, 0);
+		k_sbuf_reserve(b, 0);
 	if (b->oom) {
 		free(b->p);
 		seterr(err, errlen, "out of memory");
@@ -442,34 +382,18 @@ char *kp_stats_render_text(const struct kp_stat_layout *l,
 	if (snapshot(l, shards, n_shards, filter, used_only, 0, &s, err,
 		     errlen) < 0)
 		return NULL;
-	struct kp_sbuf b = { 0 };
+	struct k_sbuf b = { 0 };
 	for (uint32_t j = 0; j < s.n; j++) {
 		const struct kp_stat_def *d = &l->defs[s.idx[j]];
-		sbuf_adds(&b, d->name);
-		sbuf_add(&b, ": ", 2);
+		k_sbuf_adds(&b, d->name);
+		k_sbuf_add(&b, ": ", 2);
 		add_value(&b, d->kind, s.val[j]);
-		sbuf_add(&b, "\n", 1);
+		k_sbuf_add(&b, "\n", 1);
 	}
 	snapshot_free(&s);
 	return finish(&b, len, err, errlen);
 }
 
-static void json_str(struct kp_sbuf *b, const char *s)
-{
-	sbuf_add(b, "\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			char e[2] = { '\\', (char)c };
-			sbuf_add(b, e, 2);
-		} else if (c < 0x20) {
-			sbuf_printf(b, "\\u%04x", c);
-		} else {
-			sbuf_add(b, s, 1);
-		}
-	}
-	sbuf_add(b, "\"", 1);
-}
 
 char *kp_stats_render_json(const struct kp_stat_layout *l,
 			   const uint64_t *const *shards, uint32_t n_shards,
@@ -480,17 +404,17 @@ char *kp_stats_render_json(const struct kp_stat_layout *l,
 	if (snapshot(l, shards, n_shards, filter, used_only, 0, &s, err,
 		     errlen) < 0)
 		return NULL;
-	struct kp_sbuf b = { 0 };
-	sbuf_adds(&b, "{\"stats\":[");
+	struct k_sbuf b = { 0 };
+	k_sbuf_adds(&b, "{\"stats\":[");
 	for (uint32_t j = 0; j < s.n; j++) {
 		const struct kp_stat_def *d = &l->defs[s.idx[j]];
-		sbuf_adds(&b, j ? ",\n{\"name\":" : "\n{\"name\":");
-		json_str(&b, d->name);
-		sbuf_adds(&b, ",\"value\":");
+		k_sbuf_adds(&b, j ? ",\n{\"name\":" : "\n{\"name\":");
+		k_sbuf_json_str(&b, d->name);
+		k_sbuf_adds(&b, ",\"value\":");
 		add_value(&b, d->kind, s.val[j]);
-		sbuf_add(&b, "}", 1);
+		k_sbuf_add(&b, "}", 1);
 	}
-	sbuf_adds(&b, "\n]}\n");
+	k_sbuf_adds(&b, "\n]}\n");
 	snapshot_free(&s);
 	return finish(&b, len, err, errlen);
 }
@@ -505,7 +429,7 @@ char *kp_stats_render_prometheus(const struct kp_stat_layout *l,
 	if (snapshot(l, shards, n_shards, filter, used_only, 1, &s, err,
 		     errlen) < 0)
 		return NULL;
-	struct kp_sbuf b = { 0 };
+	struct k_sbuf b = { 0 };
 	const char *cur = NULL;
 	for (uint32_t j = 0; j < s.n; j++) {
 		const struct kp_stat_def *d = &l->defs[s.idx[j]];
@@ -514,21 +438,21 @@ char *kp_stats_render_prometheus(const struct kp_stat_layout *l,
 		 * rejects a scrape that repeats one). */
 		if (!cur || strcmp(cur, d->prom_name) != 0) {
 			cur = d->prom_name;
-			sbuf_adds(&b, "# TYPE envoy_");
-			sbuf_adds(&b, d->prom_name);
-			sbuf_adds(&b, d->kind == KP_GAUGE ? " gauge\n"
+			k_sbuf_adds(&b, "# TYPE envoy_");
+			k_sbuf_adds(&b, d->prom_name);
+			k_sbuf_adds(&b, d->kind == KP_GAUGE ? " gauge\n"
 							  : " counter\n");
 		}
-		sbuf_adds(&b, "envoy_");
-		sbuf_adds(&b, d->prom_name);
+		k_sbuf_adds(&b, "envoy_");
+		k_sbuf_adds(&b, d->prom_name);
 		if (d->prom_labels[0]) {
-			sbuf_add(&b, "{", 1);
-			sbuf_adds(&b, d->prom_labels);
-			sbuf_add(&b, "}", 1);
+			k_sbuf_add(&b, "{", 1);
+			k_sbuf_adds(&b, d->prom_labels);
+			k_sbuf_add(&b, "}", 1);
 		}
-		sbuf_add(&b, " ", 1);
+		k_sbuf_add(&b, " ", 1);
 		add_value(&b, d->kind, s.val[j]);
-		sbuf_add(&b, "\n", 1);
+		k_sbuf_add(&b, "\n", 1);
 	}
 	snapshot_free(&s);
 	return finish(&b, len, err, errlen);

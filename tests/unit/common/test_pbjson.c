@@ -22,22 +22,19 @@
 
 typedef Envoy__Config__Bootstrap__V3__Bootstrap Bootstrap;
 typedef Envoy__Config__Cluster__V3__Cluster Cluster;
-typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager
-	Hcm;
+typedef Envoy__Extensions__Filters__Network__HttpConnectionManager__V3__HttpConnectionManager Hcm;
 
 #define BOOTSTRAP (&envoy__config__bootstrap__v3__bootstrap__descriptor)
 #define CLUSTER	  (&envoy__config__cluster__v3__cluster__descriptor)
-#define HCM                                                                    \
+#define HCM                                                                                        \
 	(&envoy__extensions__filters__network__http_connection_manager__v3__http_connection_manager__descriptor)
 
 static char errbuf[1024];
 
-static ProtobufCMessage *dec(const ProtobufCMessageDescriptor *d,
-			     const char *text)
+static ProtobufCMessage *dec(const ProtobufCMessageDescriptor *d, const char *text)
 {
 	ProtobufCMessage *m = NULL;
-	int rc = k_pbjson_decode(text, strlen(text), "x.yaml", d, &m, errbuf,
-				 sizeof(errbuf));
+	int rc = k_pbjson_decode(text, strlen(text), "x.yaml", d, &m, errbuf, sizeof(errbuf));
 	if (rc) {
 		fprintf(stderr, "\tunexpected decode failure: %s\n", errbuf);
 		return NULL;
@@ -46,12 +43,10 @@ static ProtobufCMessage *dec(const ProtobufCMessageDescriptor *d,
 }
 
 /* Decoding must fail with exactly this message (and leave nothing). */
-static void expect_err(const ProtobufCMessageDescriptor *d, const char *text,
-		       const char *want)
+static void expect_err(const ProtobufCMessageDescriptor *d, const char *text, const char *want)
 {
 	ProtobufCMessage *m = (ProtobufCMessage *)1;
-	int rc = k_pbjson_decode(text, strlen(text), "x.yaml", d, &m, errbuf,
-				 sizeof(errbuf));
+	int rc = k_pbjson_decode(text, strlen(text), "x.yaml", d, &m, errbuf, sizeof(errbuf));
 	K_CHECK_INT_EQ(rc, K_EINVAL);
 	K_CHECK(m == NULL);
 	K_CHECK_STR_EQ(errbuf, want);
@@ -86,8 +81,7 @@ static void check_roundtrip(const ProtobufCMessage *m)
 	K_CHECK(json != NULL);
 	if (!json)
 		return;
-	K_CHECK_INT_EQ(k_pbjson_decode(json, strlen(json), "<enc>",
-				       m->descriptor, &m2, errbuf,
+	K_CHECK_INT_EQ(k_pbjson_decode(json, strlen(json), "<enc>", m->descriptor, &m2, errbuf,
 				       sizeof(errbuf)),
 		       0);
 	if (m2) {
@@ -227,28 +221,21 @@ static void test_bootstrap_yaml(void)
 	K_CHECK_INT_EQ(b->admin->address->socket_address->port_value, 15000);
 	K_CHECK_INT_EQ(b->stats_flush_interval->seconds, 5);
 
-	Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr =
-		b->static_resources;
+	Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = b->static_resources;
 	K_CHECK_INT_EQ(sr->n_listeners, 1);
 	K_CHECK_INT_EQ(sr->n_clusters, 1);
 	Cluster *c = sr->clusters[0];
 	K_CHECK_STR_EQ(c->name, "backend");
-	K_CHECK_INT_EQ(
-		c->cluster_discovery_type_case,
-		ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE);
-	K_CHECK_INT_EQ(
-		c->type,
-		ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STRICT_DNS);
+	K_CHECK_INT_EQ(c->cluster_discovery_type_case,
+		       ENVOY__CONFIG__CLUSTER__V3__CLUSTER__CLUSTER_DISCOVERY_TYPE_TYPE);
+	K_CHECK_INT_EQ(c->type, ENVOY__CONFIG__CLUSTER__V3__CLUSTER__DISCOVERY_TYPE__STRICT_DNS);
 	K_CHECK_INT_EQ(c->connect_timeout->seconds, 0);
 	K_CHECK_INT_EQ(c->connect_timeout->nanos, 250000000);
-	K_CHECK_INT_EQ(
-		c->lb_policy,
-		ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__LEAST_REQUEST);
+	K_CHECK_INT_EQ(c->lb_policy, ENVOY__CONFIG__CLUSTER__V3__CLUSTER__LB_POLICY__LEAST_REQUEST);
 	/* a wrapper is present even when it holds its default */
 	K_CHECK(c->per_connection_buffer_limit_bytes != NULL);
 	K_CHECK_INT_EQ(c->per_connection_buffer_limit_bytes->value, 32768);
-	K_CHECK_INT_EQ(c->circuit_breakers->thresholds[0]->max_retries->value,
-		       3);
+	K_CHECK_INT_EQ(c->circuit_breakers->thresholds[0]->max_retries->value, 3);
 	K_CHECK_STR_EQ(c->load_assignment->endpoints[0]
 			       ->lb_endpoints[0]
 			       ->endpoint->address->socket_address->address,
@@ -258,55 +245,45 @@ static void test_bootstrap_yaml(void)
 	Google__Protobuf__Struct *md = b->node->metadata;
 	K_CHECK_INT_EQ(md->n_fields, 4);
 	K_CHECK_STR_EQ(md->fields[0]->key, "ISTIO_VERSION");
-	K_CHECK_INT_EQ(md->fields[0]->value->kind_case,
-		       GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE);
+	K_CHECK_INT_EQ(md->fields[0]->value->kind_case, GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE);
 	K_CHECK_STR_EQ(md->fields[0]->value->string_value, "1.20");
-	K_CHECK_INT_EQ(md->fields[1]->value->kind_case,
-		       GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE);
-	K_CHECK_INT_EQ(md->fields[3]->value->kind_case,
-		       GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE);
+	K_CHECK_INT_EQ(md->fields[1]->value->kind_case, GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE);
+	K_CHECK_INT_EQ(md->fields[3]->value->kind_case, GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE);
 	K_CHECK(md->fields[3]->value->number_value == 3.0);
 
 	/* typed_config: an Any packed from the fields beside "@type" */
 	Envoy__Config__Listener__V3__Listener *l = sr->listeners[0];
-	Envoy__Config__Listener__V3__Filter *f =
-		l->filter_chains[0]->filters[0];
-	K_CHECK_INT_EQ(
-		f->config_type_case,
-		ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG);
+	Envoy__Config__Listener__V3__Filter *f = l->filter_chains[0]->filters[0];
+	K_CHECK_INT_EQ(f->config_type_case,
+		       ENVOY__CONFIG__LISTENER__V3__FILTER__CONFIG_TYPE_TYPED_CONFIG);
 	K_CHECK_STR_EQ(f->typed_config->type_url,
 		       "type.googleapis.com/envoy.extensions.filters.network."
 		       "http_connection_manager.v3.HttpConnectionManager");
 	ProtobufCMessage *inner = NULL;
-	K_CHECK_INT_EQ(k_pb_any_unpack(f->typed_config->type_url,
-				       f->typed_config->value.data,
-				       f->typed_config->value.len, HCM, &inner,
-				       errbuf, sizeof(errbuf)),
+	K_CHECK_INT_EQ(k_pb_any_unpack(f->typed_config->type_url, f->typed_config->value.data,
+				       f->typed_config->value.len, HCM, &inner, errbuf,
+				       sizeof(errbuf)),
 		       0);
 	if (inner) {
 		Hcm *h = (Hcm *)inner;
 		K_CHECK_STR_EQ(h->stat_prefix, "inbound_0.0.0.0_15006");
 		K_CHECK_INT_EQ(h->n_http_filters, 1);
 		/* a plain scalar where a string is expected is that string */
-		K_CHECK_STR_EQ(h->route_config->virtual_hosts[0]
-				       ->routes[0]
-				       ->route->cluster,
+		K_CHECK_STR_EQ(h->route_config->virtual_hosts[0]->routes[0]->route->cluster,
 			       "8080");
 		K_CHECK_STR_EQ(h->route_config->name, "inbound|9080||");
 		protobuf_c_message_free_unpacked(inner, NULL);
 	}
 	/* asking for the wrong type is refused */
-	K_CHECK_INT_EQ(k_pb_any_unpack(f->typed_config->type_url,
-				       f->typed_config->value.data,
-				       f->typed_config->value.len, CLUSTER,
-				       &inner, errbuf, sizeof(errbuf)),
+	K_CHECK_INT_EQ(k_pb_any_unpack(f->typed_config->type_url, f->typed_config->value.data,
+				       f->typed_config->value.len, CLUSTER, &inner, errbuf,
+				       sizeof(errbuf)),
 		       K_EINVAL);
 	K_CHECK(inner == NULL);
-	K_CHECK_INT_EQ(k_pb_any_unpack("type.googleapis.com/no.Such", NULL, 0,
-				       NULL, &inner, errbuf, sizeof(errbuf)),
+	K_CHECK_INT_EQ(k_pb_any_unpack("type.googleapis.com/no.Such", NULL, 0, NULL, &inner, errbuf,
+				       sizeof(errbuf)),
 		       K_ENOENT);
-	K_CHECK_STR_EQ(errbuf,
-		       "unknown type URL \"type.googleapis.com/no.Such\"");
+	K_CHECK_STR_EQ(errbuf, "unknown type URL \"type.googleapis.com/no.Such\"");
 
 	/* the JSON spelling with camelCase names is the same message */
 	ProtobufCMessage *j = dec(BOOTSTRAP, bootstrap_json);
@@ -315,6 +292,22 @@ static void test_bootstrap_yaml(void)
 		K_CHECK(same_bytes(&b->base, j));
 		protobuf_c_message_free_unpacked(j, NULL);
 	}
+	/* Windows line endings read the same */
+	size_t n = strlen(bootstrap_yaml), o = 0;
+	char *crlf = malloc(2 * n + 1);
+	for (size_t i = 0; i < n; i++) {
+		if (bootstrap_yaml[i] == '\n')
+			crlf[o++] = '\r';
+		crlf[o++] = bootstrap_yaml[i];
+	}
+	crlf[o] = '\0';
+	ProtobufCMessage *w = dec(BOOTSTRAP, crlf);
+	K_CHECK(w != NULL);
+	if (w) {
+		K_CHECK(same_bytes(&b->base, w));
+		protobuf_c_message_free_unpacked(w, NULL);
+	}
+	free(crlf);
 	check_roundtrip(&b->base);
 	protobuf_c_message_free_unpacked(&b->base, NULL);
 }
@@ -331,15 +324,13 @@ static void test_file(void)
 	K_CHECK(write(fd, bootstrap_yaml, strlen(bootstrap_yaml)) ==
 		(ssize_t)strlen(bootstrap_yaml));
 	close(fd);
-	K_CHECK_INT_EQ(k_pbjson_decode_file(path, BOOTSTRAP, &m, errbuf,
-					    sizeof(errbuf)),
-		       0);
+	K_CHECK_INT_EQ(k_pbjson_decode_file(path, BOOTSTRAP, &m, errbuf, sizeof(errbuf)), 0);
 	if (m)
 		protobuf_c_message_free_unpacked(m, NULL);
 	unlink(path);
 
-	K_CHECK_INT_EQ(k_pbjson_decode_file("/nonexistent/kite.yaml", BOOTSTRAP,
-					    &m, errbuf, sizeof(errbuf)),
+	K_CHECK_INT_EQ(k_pbjson_decode_file("/nonexistent/kite.yaml", BOOTSTRAP, &m, errbuf,
+					    sizeof(errbuf)),
 		       K_EIO);
 	K_CHECK(m == NULL);
 	K_CHECK_STR_EQ(errbuf, "/nonexistent/kite.yaml: cannot read: No such "
@@ -473,8 +464,7 @@ static void test_errors(void)
 		   "sequence");
 	expect_err(BOOTSTRAP, "node: {id: a}\nnode: {id: b}\n",
 		   "x.yaml:2: YAML syntax error: duplicate key");
-	expect_err(BOOTSTRAP, "node: *nope\n",
-		   "x.yaml:1: YAML syntax error: invalid alias");
+	expect_err(BOOTSTRAP, "node: *nope\n", "x.yaml:1: YAML syntax error: invalid alias");
 	expect_err(BOOTSTRAP, "node: {id: a}\n---\nadmin: {}\n",
 		   "x.yaml:3: more than one document (expected exactly one)");
 	expect_err(BOOTSTRAP, "", "x.yaml:1: empty document");
@@ -483,22 +473,19 @@ static void test_errors(void)
 		   "x.yaml:1: expected a mapping, got a "
 		   "sequence");
 
-	expect_err(BOOTSTRAP,
-		   "node: {id: \"caf\xc3\xa9\"}\nadmin: {x: \"\xff\"}\n",
+	expect_err(BOOTSTRAP, "node: {id: \"caf\xc3\xa9\"}\nadmin: {x: \"\xff\"}\n",
 		   "x.yaml:2: invalid UTF-8 (byte 0xff at offset 32)");
 	expect_err(BOOTSTRAP, "node: &n {id: a}\nadmin: *n/id\n",
 		   "x.yaml:2: alias \"*n/id\": alias paths are not supported");
 
 	/* a "billion laughs" document is refused before it is expanded */
 	char bomb[2048];
-	size_t o = (size_t)snprintf(bomb, sizeof(bomb),
-				    "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+	size_t o = (size_t)snprintf(bomb, sizeof(bomb), "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
 	for (int i = 1; i < 9; i++) {
-		o += (size_t)snprintf(bomb + o, sizeof(bomb) - o, "a%d: &a%d [",
-				      i, i);
+		o += (size_t)snprintf(bomb + o, sizeof(bomb) - o, "a%d: &a%d [", i, i);
 		for (int k = 0; k < 10; k++)
-			o += (size_t)snprintf(bomb + o, sizeof(bomb) - o,
-					      "%s*a%d", k ? ", " : "", i - 1);
+			o += (size_t)snprintf(bomb + o, sizeof(bomb) - o, "%s*a%d", k ? ", " : "",
+					      i - 1);
 		o += (size_t)snprintf(bomb + o, sizeof(bomb) - o, "]\n");
 	}
 	expect_err(BOOTSTRAP, bomb,
@@ -507,8 +494,8 @@ static void test_errors(void)
 
 	/* an unterminated buffer with no NUL: the length is what counts */
 	ProtobufCMessage *m = NULL;
-	K_CHECK_INT_EQ(k_pbjson_decode("node: {id: a}XXXX", 13, "x", BOOTSTRAP,
-				       &m, errbuf, sizeof(errbuf)),
+	K_CHECK_INT_EQ(k_pbjson_decode("node: {id: a}XXXX", 13, "x", BOOTSTRAP, &m, errbuf,
+				       sizeof(errbuf)),
 		       0);
 	if (m) {
 		K_CHECK_STR_EQ(((Bootstrap *)m)->node->id, "a");
@@ -516,9 +503,9 @@ static void test_errors(void)
 	}
 	/* a tiny error buffer still gets a terminated prefix */
 	char small[12];
-	K_CHECK_INT_EQ(k_pbjson_decode("bogus: 1", 8, "x.yaml", BOOTSTRAP, &m,
-				       small, sizeof(small)),
-		       K_EINVAL);
+	K_CHECK_INT_EQ(
+		k_pbjson_decode("bogus: 1", 8, "x.yaml", BOOTSTRAP, &m, small, sizeof(small)),
+		K_EINVAL);
 	K_CHECK_STR_EQ(small, "x.yaml:1: b");
 }
 
@@ -549,8 +536,7 @@ static void test_yaml_features(void)
 					"  - *base\n");
 	K_CHECK(b != NULL);
 	if (b) {
-		Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr =
-			b->static_resources;
+		Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources *sr = b->static_resources;
 		K_CHECK_INT_EQ(sr->n_clusters, 3);
 		K_CHECK_STR_EQ(sr->clusters[1]->name, "two");
 		K_CHECK_INT_EQ(sr->clusters[1]->connect_timeout->seconds, 1);
@@ -570,9 +556,8 @@ static void test_yaml_features(void)
 	}
 
 	/* quoted "true" is a string; !!str too */
-	b = (Bootstrap *)dec(BOOTSTRAP,
-			     "node: {id: \"123\", cluster: !!str true}\n"
-			     "header_prefix: 'null'\n");
+	b = (Bootstrap *)dec(BOOTSTRAP, "node: {id: \"123\", cluster: !!str true}\n"
+					"header_prefix: 'null'\n");
 	K_CHECK(b != NULL);
 	if (b) {
 		K_CHECK_STR_EQ(b->node->id, "123");
@@ -594,15 +579,13 @@ static void test_yaml_features(void)
 	}
 
 	/* enums by number; integers from strings and exponents */
-	Cluster *c = (Cluster *)dec(
-		CLUSTER, "lb_policy: 1\n"
-			 "per_connection_buffer_limit_bytes: \"1e3\"\n"
-			 "max_requests_per_connection: '7'\n");
+	Cluster *c = (Cluster *)dec(CLUSTER, "lb_policy: 1\n"
+					     "per_connection_buffer_limit_bytes: \"1e3\"\n"
+					     "max_requests_per_connection: '7'\n");
 	K_CHECK(c != NULL);
 	if (c) {
 		K_CHECK_INT_EQ(c->lb_policy, 1);
-		K_CHECK_INT_EQ(c->per_connection_buffer_limit_bytes->value,
-			       1000);
+		K_CHECK_INT_EQ(c->per_connection_buffer_limit_bytes->value, 1000);
 		K_CHECK_INT_EQ(c->max_requests_per_connection->value, 7);
 		protobuf_c_message_free_unpacked(&c->base, NULL);
 	}
@@ -610,8 +593,7 @@ static void test_yaml_features(void)
 
 static void test_wkt(void)
 {
-	const ProtobufCMessageDescriptor *dur =
-		&google__protobuf__duration__descriptor;
+	const ProtobufCMessageDescriptor *dur = &google__protobuf__duration__descriptor;
 	struct {
 		const char *in;
 		int64_t s;
@@ -625,8 +607,7 @@ static void test_wkt(void)
 		{"-2.000100s", -2, -100000, "\"-2.000100s\""},
 	};
 	for (size_t i = 0; i < K_ARRAY_LEN(durs); i++) {
-		Google__Protobuf__Duration *d =
-			(Google__Protobuf__Duration *)dec(dur, durs[i].in);
+		Google__Protobuf__Duration *d = (Google__Protobuf__Duration *)dec(dur, durs[i].in);
 		K_CHECK(d != NULL);
 		if (!d)
 			continue;
@@ -643,12 +624,10 @@ static void test_wkt(void)
 	expect_err(dur, "1.0000000001s",
 		   "x.yaml:1: invalid duration \"1.0000000001s\" (expected "
 		   "e.g. \"5s\", \"0.25s\")");
-	expect_err(dur, "315576000001s",
-		   "x.yaml:1: duration \"315576000001s\" out of range");
+	expect_err(dur, "315576000001s", "x.yaml:1: duration \"315576000001s\" out of range");
 
 	Google__Protobuf__Timestamp *ts = (Google__Protobuf__Timestamp *)dec(
-		&google__protobuf__timestamp__descriptor,
-		"2024-02-29T12:30:00.25+01:00");
+		&google__protobuf__timestamp__descriptor, "2024-02-29T12:30:00.25+01:00");
 	K_CHECK(ts != NULL);
 	if (ts) {
 		K_CHECK_INT_EQ(ts->seconds, 1709206200);
@@ -658,8 +637,7 @@ static void test_wkt(void)
 		free(j);
 		protobuf_c_message_free_unpacked(&ts->base, NULL);
 	}
-	expect_err(&google__protobuf__timestamp__descriptor,
-		   "2023-02-29T00:00:00Z",
+	expect_err(&google__protobuf__timestamp__descriptor, "2023-02-29T00:00:00Z",
 		   "x.yaml:1: invalid timestamp \"2023-02-29T00:00:00Z\" "
 		   "(expected RFC 3339, e.g. \"2024-01-31T12:00:00Z\")");
 
@@ -677,16 +655,13 @@ static void test_wkt(void)
 	}
 	expect_err(&google__protobuf__bytes_value__descriptor, "\"a===\"",
 		   "x.yaml:1: expected base64 bytes, got \"a===\"");
-	Google__Protobuf__DoubleValue *dv =
-		(Google__Protobuf__DoubleValue *)dec(
-			&google__protobuf__double_value__descriptor,
-			"\"-Infinity\"");
+	Google__Protobuf__DoubleValue *dv = (Google__Protobuf__DoubleValue *)dec(
+		&google__protobuf__double_value__descriptor, "\"-Infinity\"");
 	K_CHECK(dv && isinf(dv->value) && dv->value < 0);
 	if (dv)
 		protobuf_c_message_free_unpacked(&dv->base, NULL);
 	Google__Protobuf__Int64Value *iv = (Google__Protobuf__Int64Value *)dec(
-		&google__protobuf__int64_value__descriptor,
-		"\"-9223372036854775808\"");
+		&google__protobuf__int64_value__descriptor, "\"-9223372036854775808\"");
 	K_CHECK(iv != NULL);
 	if (iv) {
 		K_CHECK(iv->value == INT64_MIN);
@@ -737,18 +712,17 @@ static void test_wkt(void)
 
 static void test_maps(void)
 {
-	Cluster *c = (Cluster *)dec(
-		CLUSTER,
-		"name: c\n"
-		"metadata:\n"
-		"  filter_metadata:\n"
-		"    istio: {config: /apis/v1, weight: 2}\n"
-		"    envoy.lb: {canary: true}\n"
-		"typed_extension_protocol_options:\n"
-		"  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n"
-		"    \"@type\": type.googleapis.com/envoy.extensions.upstreams."
-		"http.v3.HttpProtocolOptions\n"
-		"    explicit_http_config: {http2_protocol_options: {}}\n");
+	Cluster *c = (Cluster *)dec(CLUSTER,
+				    "name: c\n"
+				    "metadata:\n"
+				    "  filter_metadata:\n"
+				    "    istio: {config: /apis/v1, weight: 2}\n"
+				    "    envoy.lb: {canary: true}\n"
+				    "typed_extension_protocol_options:\n"
+				    "  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n"
+				    "    \"@type\": type.googleapis.com/envoy.extensions.upstreams."
+				    "http.v3.HttpProtocolOptions\n"
+				    "    explicit_http_config: {http2_protocol_options: {}}\n");
 	K_CHECK(c != NULL);
 	if (!c)
 		return;
@@ -762,16 +736,15 @@ static void test_maps(void)
 		       "HttpProtocolOptions");
 
 	char *j = k_pbjson_encode(&c->base, 0);
-	K_CHECK_STR_EQ(
-		j, "{\"name\":\"c\",\"metadata\":{\"filter_metadata\":{"
-		   "\"istio\":{\"config\":\"/apis/v1\",\"weight\":2},"
-		   "\"envoy.lb\":{\"canary\":true}}},"
-		   "\"typed_extension_protocol_options\":{"
-		   "\"envoy.extensions.upstreams.http.v3."
-		   "HttpProtocolOptions\":{\"@type\":\"type.googleapis.com/"
-		   "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-		   "\",\"explicit_http_config\":{\"http2_protocol_options\":"
-		   "{}}}}}");
+	K_CHECK_STR_EQ(j, "{\"name\":\"c\",\"metadata\":{\"filter_metadata\":{"
+			  "\"istio\":{\"config\":\"/apis/v1\",\"weight\":2},"
+			  "\"envoy.lb\":{\"canary\":true}}},"
+			  "\"typed_extension_protocol_options\":{"
+			  "\"envoy.extensions.upstreams.http.v3."
+			  "HttpProtocolOptions\":{\"@type\":\"type.googleapis.com/"
+			  "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+			  "\",\"explicit_http_config\":{\"http2_protocol_options\":"
+			  "{}}}}}");
 	free(j);
 	check_roundtrip(&c->base);
 	protobuf_c_message_free_unpacked(&c->base, NULL);
@@ -784,8 +757,7 @@ static void test_maps(void)
 static void test_encoder(void)
 {
 	Bootstrap b = ENVOY__CONFIG__BOOTSTRAP__V3__BOOTSTRAP__INIT;
-	Envoy__Config__Core__V3__Node node =
-		ENVOY__CONFIG__CORE__V3__NODE__INIT;
+	Envoy__Config__Core__V3__Node node = ENVOY__CONFIG__CORE__V3__NODE__INIT;
 	Envoy__Config__Bootstrap__V3__MemoryAllocatorManager mam =
 		ENVOY__CONFIG__BOOTSTRAP__V3__MEMORY_ALLOCATOR_MANAGER__INIT;
 	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
@@ -810,14 +782,13 @@ static void test_encoder(void)
 	b.enable_dispatcher_stats = 1;
 
 	char *j = k_pbjson_encode(&b.base, 0);
-	K_CHECK_STR_EQ(
-		j, "{\"node\":{\"id\":\"q\\\"b\\\\s\\n\\u0001\\u007f caf\xc3"
-		   "\xa9 \\ufffd\"},\"enable_dispatcher_stats\":true,"
-		   "\"bootstrap_extensions\":[{\"name\":\"ext\","
-		   "\"typed_config\":{\"@type\":\"type.googleapis.com/acme."
-		   "Unknown\",\"value\":\"CJYB\"}}],"
-		   "\"memory_allocator_manager\":{\"bytes_to_release\":"
-		   "\"18446744073709551615\"}}");
+	K_CHECK_STR_EQ(j, "{\"node\":{\"id\":\"q\\\"b\\\\s\\n\\u0001\\u007f caf\xc3"
+			  "\xa9 \\ufffd\"},\"enable_dispatcher_stats\":true,"
+			  "\"bootstrap_extensions\":[{\"name\":\"ext\","
+			  "\"typed_config\":{\"@type\":\"type.googleapis.com/acme."
+			  "Unknown\",\"value\":\"CJYB\"}}],"
+			  "\"memory_allocator_manager\":{\"bytes_to_release\":"
+			  "\"18446744073709551615\"}}");
 	free(j);
 
 	/* pretty printing */
@@ -833,5 +804,5 @@ static void test_encoder(void)
 	free(j);
 }
 
-K_TEST_MAIN(test_bootstrap_yaml, test_file, test_errors, test_yaml_features,
-	    test_wkt, test_maps, test_encoder)
+K_TEST_MAIN(test_bootstrap_yaml, test_file, test_errors, test_yaml_features, test_wkt, test_maps,
+	    test_encoder)

@@ -291,7 +291,7 @@ static int closed_by_peer(int fd)
 
 static void test_helpers(void)
 {
-	struct abuf b = { 0 };
+	struct k_sbuf b = { 0 };
 	const char *in = "{\"a\":[1,2],\"b\":{},\"c\":\"x,{y}:\\\"\",\"d\":[]}";
 	json_pretty(&b, in, strlen(in));
 	K_CHECK_STR_EQ(b.p, "{\n  \"a\": [\n    1,\n    2\n  ],\n  \"b\": {},\n"
