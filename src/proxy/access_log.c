@@ -118,7 +118,7 @@ enum al_hdr {
 	H_XFF,	    /* x-forwarded-for: the proxy appends to it */
 	H_STATUS,   /* RESP(:status) */
 	H_UPSTREAM_SERVICE_TIME, /* RESP(x-envoy-upstream-service-time) */
-	H_NONE,	    /* a response header we do not keep yet */
+	H_RESP_GENERIC, /* a response header by name */
 };
 
 struct al_hdr_ref {
@@ -262,8 +262,11 @@ static int classify_hdr(struct al_compiler *c, struct al_piece *p,
 			h->kind = H_STATUS;
 		else if (k_str_ieq_lit(s, "x-envoy-upstream-service-time"))
 			h->kind = H_UPSTREAM_SERVICE_TIME;
-		else
-			h->kind = H_NONE;
+		else {
+			h->kind = H_RESP_GENERIC;
+			h->off = pool_add(c->f, name, n, 1);
+			h->len = (uint32_t)n;
+		}
 		return 0;
 	}
 	if (k_str_ieq_lit(s, ":method"))
@@ -752,7 +755,8 @@ static struct k_str hdr_value(const struct kp_access_log_fmt *f,
 						     1000000u);
 		}
 		break;
-	case H_NONE:
+	case H_RESP_GENERIC:
+		find_header(si->resp, name, h->len, &v);
 		break;
 	}
 	return v;

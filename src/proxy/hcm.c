@@ -482,6 +482,15 @@ static int build_upstream_head(struct kp_stream *s, int absolute_form)
 	return 0;
 }
 
+/* The Upgrade field's value ("websocket"), or empty. */
+static struct k_str upgrade_token(const struct k_h1_msg *r)
+{
+	for (uint32_t i = 0; i < r->nheaders; i++)
+		if (k_str_ieq_lit(r->headers[i].name, "upgrade"))
+			return r->headers[i].value;
+	return (struct k_str){ "", 0 };
+}
+
 static void route_request(struct kp_stream *s)
 {
 	struct kp_dconn *dc = s->dc;
@@ -528,6 +537,15 @@ static void route_request(struct kp_stream *s)
 		if (r->host_idx >= 0)
 			s->si.authority = r->headers[r->host_idx].value;
 		break;
+	}
+	if (r->upgrade && !k_str_ieq_lit(upgrade_token(r), "h2c")) {
+		/* As Envoy without upgrade_configs: refuse rather than forward
+		 * a request whose client expects to switch protocols. h2c
+		 * upgrades are optional for the client and simply not taken. */
+		dc->want_close = 1;
+		local_reply(s, 403, 0, NULL,
+			    "protocol upgrade requested but upgrades are not enabled on this listener (upgrade_configs)");
+		return;
 	}
 	if (!s->si.authority.len) {
 		local_reply(s, 400, KP_RF_DPE, "Bad Request\n",
@@ -718,7 +736,9 @@ static void pump_request(struct kp_stream *s)
 				s->req_done = 1; /* nothing more will be read */
 				dc->want_close = 1;
 				local_reply(s, err.status ? err.status : 400, KP_RF_DPE,
-					    "Bad Request\n", detail);
+					    err.status == 431 ? "Request Header Fields Too Large\n"
+							      : "Bad Request\n",
+					    detail);
 				return;
 			}
 			dc->in.start += (uint32_t)c;
@@ -964,6 +984,26 @@ static int build_downstream_head(struct kp_stream *s)
 	return 0;
 }
 
+/* Copy the response head into the arena for the access log's %RESP(..)%:
+ * the upstream buffer moves on, and the header array is per-worker scratch. */
+static int keep_response_head(struct kp_stream *s, const char *head)
+{
+	struct k_h1_msg *m = &s->resp;
+	char *copy = k_arena_alloc(&s->arena, m->head_len);
+	struct k_h1_header *hdrs = k_arena_alloc(&s->arena, (m->nheaders + 1) * sizeof(*hdrs));
+	if (!copy || !hdrs)
+		return K_ENOMEM;
+	memcpy(copy, head, m->head_len);
+	for (uint32_t i = 0; i < m->nheaders; i++) {
+		hdrs[i].name = (struct k_str){ copy + (m->headers[i].name.p - head), m->headers[i].name.len };
+		hdrs[i].value = (struct k_str){ copy + (m->headers[i].value.p - head), m->headers[i].value.len };
+	}
+	m->headers = hdrs;
+	m->reason = (struct k_str){ NULL, 0 };
+	s->si.resp = m;
+	return 0;
+}
+
 static void process_response(struct kp_stream *s)
 {
 	struct kp_uconn *u = s->u;
@@ -1007,6 +1047,8 @@ static void process_response(struct kp_stream *s)
 		count_status(w->stats, CS(s, upstream_rq_1xx), s->resp.status);
 		k_h1_body_init(&s->resp_body, &s->resp, &dc->hcm->limits);
 		int brc = build_downstream_head(s); /* spans still point into u->in */
+		if (!brc && dc->hcm->n_access_logs)
+			brc = keep_response_head(s, u->in.data + u->in.start);
 		u->in.start += (uint32_t)rc;
 		if (brc) {
 			local_reply(s, 503, KP_RF_LR, "out of memory\n",

@@ -153,6 +153,18 @@ int kp_server_run(struct kp_server *s, struct kp_config *cfg)
 	s->stats = calloc(cfg->stats.n ? cfg->stats.n : 1, sizeof(uint64_t));
 	s->workers = calloc(s->opts.concurrency, sizeof(*s->workers));
 	int *fds = calloc((size_t)s->opts.concurrency * (cfg->n_listeners + 1), sizeof(int));
+	/* Signals first: a SIGTERM that arrives while listeners are already
+	 * accepting must drain, not kill with the default action. It is
+	 * handled once the loop runs. */
+	uv_signal_init(s->loop, &s->sigterm);
+	uv_signal_init(s->loop, &s->sigint);
+	s->sigterm.data = s->sigint.data = s;
+	uv_signal_start(&s->sigterm, signal_cb, SIGTERM);
+	uv_signal_start(&s->sigint, signal_cb, SIGINT);
+	uv_timer_init(s->loop, &s->drain_timer);
+	uv_timer_init(s->loop, &s->stats_timer);
+	s->drain_timer.data = s->stats_timer.data = s;
+
 	if (!s->stats || !s->workers || !fds) {
 		k_error("out of memory");
 		return 1;
@@ -194,14 +206,6 @@ int kp_server_run(struct kp_server *s, struct kp_config *cfg)
 		s->n_workers++;
 	}
 	free(fds);
-	uv_signal_init(s->loop, &s->sigterm);
-	uv_signal_init(s->loop, &s->sigint);
-	s->sigterm.data = s->sigint.data = s;
-	uv_signal_start(&s->sigterm, signal_cb, SIGTERM);
-	uv_signal_start(&s->sigint, signal_cb, SIGINT);
-	uv_timer_init(s->loop, &s->drain_timer);
-	uv_timer_init(s->loop, &s->stats_timer);
-	s->drain_timer.data = s->stats_timer.data = s;
 	uv_timer_start(&s->stats_timer, stats_timer_cb, 0, 1000);
 	s->state = KP_STATE_LIVE;
 	/* Decoding the bootstrap left free heap pages behind; a sidecar's

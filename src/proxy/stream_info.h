@@ -46,8 +46,11 @@ struct kp_stream_info {
 	uint64_t upstream_start_ns;   /* request sent upstream (0: never) */
 	uint64_t upstream_headers_ns; /* response headers from upstream */
 
-	/* The request as received (k_str spans into the head buffer). */
+	/* The request as received and the upstream's response head (spans
+	 * into the stream's arena); resp is NULL for local replies and when
+	 * no access log needs it. */
 	const struct k_h1_msg *req;
+	const struct k_h1_msg *resp;
 	struct k_str path;	    /* origin-form path, even if absolute-form came */
 	struct k_str authority;	    /* Host or absolute-form authority */
 	struct k_str request_id;    /* x-request-id, as forwarded */

@@ -470,8 +470,10 @@ def start_proxy(procs: Procs, bootstrap, concurrency=1, extra_args=(),
     into the test's directory and start kite-proxy on it.
 
     In a dict, listener and admin addresses whose port_value is None get
-    free loopback ports. Waits until the first listener and the admin
-    port accept (unless wait=False). Returns the Proc with .port (first
+    free loopback ports. Waits (unless wait=False) until the admin API
+    says /ready (the listeners are then listening; they are not probed,
+    so their stats count only the test's connections), or without an
+    admin address until every listener accepts. Returns the Proc with .port (first
     listener), .ports (all listeners), .admin_port (or None), .config_path
     and .bootstrap."""
     import json as _json
@@ -510,11 +512,27 @@ def start_proxy(procs: Procs, bootstrap, concurrency=1, extra_args=(),
     p.admin_port = admin_port
     p.config_path = cfg
     p.bootstrap = bootstrap
-    if wait:
+    if wait and admin_port is not None:
+        # Ready without touching the listeners (a probe connection would
+        # show in their stats, maybe after the test's first look): /ready
+        # says LIVE once every worker listens.
+        wait_port(LOOPBACK, admin_port, proc=p)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if http_request(admin_port, "/ready", timeout=5).status \
+                        == 200:
+                    break
+            except OSError:
+                pass
+            if p.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{pname} not ready (exit "
+                                   f"{p.popen.poll()}):\n"
+                                   f"{p.output()[-4000:]}")
+            time.sleep(0.01)
+    elif wait:
         for port in ports:
             wait_port(LOOPBACK, port, proc=p)
-        if admin_port is not None:
-            wait_port(LOOPBACK, admin_port, proc=p)
     return p
 
 

@@ -10,7 +10,7 @@ import subprocess
 from conftest import (LOOPBACK, SockReader, access_log_lines, http_request,
                       proxy_bootstrap, proxy_cluster, proxy_route,
                       proxy_stats, read_response, start_proxy, start_sample,
-                      wait_access_log)
+                      wait_access_log, wait_for)
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
                    r"[0-9a-f]{12}$")
@@ -67,7 +67,7 @@ def test_keep_alive_one_connection_many_requests(procs):
     s, p = sample_and_proxy(procs)
     before = proxy_stats(p)
     conn = http.client.HTTPConnection(LOOPBACK, p.port, timeout=10)
-    socks = set()
+    local_ports = set()
     n = 60
     for i in range(n):
         conn.request("GET", f"/ka/{i}")
@@ -77,8 +77,9 @@ def test_keep_alive_one_connection_many_requests(procs):
         # the sample answered this very request
         assert json.loads(body)["path"] == f"/ka/{i}"
         assert r.getheader("connection") is None  # stays open
-        socks.add(id(conn.sock))
-    assert len(socks) == 1 and conn.sock is not None
+        # (http.client would silently reconnect: watch our own port)
+        local_ports.add(conn.sock.getsockname()[1])
+    assert len(local_ports) == 1
     conn.close()
     after = proxy_stats(p)
 
@@ -427,3 +428,172 @@ def test_client_half_close_still_answered(procs):
         assert read_response(rd).json()["path"] == "/h1"
         assert read_response(rd).json()["path"] == "/h2"
         assert rd.at_eof()
+
+
+def test_obs_text_and_long_values_pass_through(procs):
+    s, p = sample_and_proxy(procs)
+    with socket.create_connection((LOOPBACK, p.port), timeout=10) as c:
+        long_path = "/long/" + "p" * 8000
+        c.sendall(f"GET {long_path}?q=1 HTTP/1.1\r\nHost: x\r\n".encode() +
+                  b"X-Latin: caf\xe9\r\nX-Tab: a\tb\r\n\r\n")
+        j = read_response(SockReader(c)).json()
+    assert j["path"] == long_path
+    assert j["headers"]["x-latin"] == "caf\u00e9"  # one byte 0xE9, intact
+    assert j["headers"]["x-tab"] == "a\tb"
+
+
+def test_header_count_boundary(procs, raw_backend):
+    # a raw backend: kite-sample itself stops at 100 fields, and the
+    # proxy adds x-request-id and x-forwarded-proto
+    b = raw_backend()
+    p = start_proxy(procs, proxy_bootstrap({"raw": [b.port]}))
+    # exactly 100 fields (Envoy's default limit) pass
+    fields = {f"X-F{i}": str(i) for i in range(98)}  # + Host, Connection
+    r = http_request(p.port, "/", headers=fields)
+    assert r.status == 200
+    assert b.requests[0].header("x-f97") == "97"
+    fields["X-F98"] = "one too many"
+    r = http_request(p.port, "/", headers=fields)
+    assert r.status == 431 and "too many" in r.header("x-kite-error")
+    assert len(b.requests) == 1
+
+
+def test_server_header_and_request_id_in_response(procs, raw_backend):
+    def answer(b, c, req):
+        c.sock.sendall(b"HTTP/1.1 200 OK\r\nServer: backend/1.0\r\n"
+                       b"Content-Length: 2\r\n\r\nhi")
+        return True
+    b = raw_backend(answer)
+    p = start_proxy(procs, proxy_bootstrap(
+        {"raw": [b.port]}, hcm={"server_name": "edge",
+                                "always_set_request_id_in_response": True}))
+    r = http_request(p.port, "/", headers={"X-Request-Id": "abc-1"})
+    # Envoy's default server_header_transformation is OVERWRITE
+    assert [v for k, v in r.headers if k.lower() == "server"] == ["edge"]
+    assert r.header("x-request-id") == "abc-1"
+    assert b.requests[0].header("x-request-id") == "abc-1"
+    r = http_request(p.port, "/")
+    assert UUID4.match(r.header("x-request-id"))
+    assert r.header("x-request-id") == b.requests[1].header("x-request-id")
+    p2 = start_proxy(procs, proxy_bootstrap(
+        {"raw": [b.port]},
+        hcm={"server_header_transformation": "PASS_THROUGH"}))
+    r = http_request(p2.port, "/")
+    assert [v for k, v in r.headers if k.lower() == "server"] == \
+        ["backend/1.0"]
+
+
+def test_max_requests_per_connection_upstream(procs):
+    s = start_sample(procs)
+    p = start_proxy(procs, proxy_bootstrap([proxy_cluster(
+        "app", [s.port], max_requests_per_connection=2)]))
+    conn = http.client.HTTPConnection(LOOPBACK, p.port, timeout=10)
+    for i in range(5):
+        conn.request("GET", f"/{i}")
+        assert conn.getresponse().read()
+    conn.close()
+    st = proxy_stats(p)
+    assert st["cluster.app.upstream_rq_total"] == 5
+    assert st["cluster.app.upstream_cx_total"] == 3
+
+
+def test_expect_without_body_gets_no_interim(procs):
+    s, p = sample_and_proxy(procs)
+    with socket.create_connection((LOOPBACK, p.port), timeout=10) as c:
+        rd = SockReader(c)
+        c.sendall(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                  b"Expect: 100-continue\r\n\r\n")
+        r = read_response(rd)
+        assert r.status == 200 and r.json()["body_bytes"] == 0
+        # HTTP/1.0 has no interim responses
+        c.sendall(b"POST /e10 HTTP/1.0\r\nHost: x\r\nContent-Length: 2\r\n"
+                  b"Connection: keep-alive\r\nExpect: 100-continue\r\n\r\nhi")
+        r = read_response(rd)
+        assert r.status == 200 and r.json()["body_bytes"] == 2
+
+
+FILE_LOG_TYPE = ("type.googleapis.com/envoy.extensions.access_loggers.file."
+                 "v3.FileAccessLog")
+
+
+def test_access_log_to_file_with_custom_format(procs, tmp_path):
+    s = start_sample(procs)
+    log = tmp_path / "access.log"
+    fmt = ("%REQ(:METHOD)% %REQ(:PATH)% %REQ_WITHOUT_QUERY(:PATH)% "
+           "%RESPONSE_CODE% %RESPONSE_FLAGS% %UPSTREAM_CLUSTER% "
+           "%ROUTE_NAME% %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% "
+           "%REQ(X-CUSTOM)% %RESPONSE_CODE_DETAILS% %PROTOCOL%\n")
+    vhosts = [{"name": "all", "domains": ["*"], "routes": [
+        proxy_route("app", prefix="/", name="main-route")]}]
+    p = start_proxy(procs, proxy_bootstrap(
+        {"app": [s.port]}, virtual_hosts=vhosts, access_log=False,
+        hcm={"access_log": [{
+            "name": "envoy.access_loggers.file",
+            "typed_config": {"@type": FILE_LOG_TYPE, "path": str(log),
+                             "log_format": {"text_format": fmt}}}]}))
+    http_request(p.port, "/f/x?y=1", headers={"X-Custom": "hello"})
+    http_request(p.port, "/missing", headers={"Host": "h"})
+
+    def lines():
+        try:
+            return [ln for ln in log.read_text().splitlines() if ln]
+        except OSError:
+            return []
+    got = wait_for_lines(lines, 2)
+    assert got[0] == (f"GET /f/x?y=1 /f/x 200 - app main-route {LOOPBACK} "
+                      f"hello via_upstream HTTP/1.1")
+    assert got[1].startswith("GET /missing /missing 200 - app main-route ")
+    # and nothing went to stdout
+    assert access_log_lines(p) == []
+
+
+def test_access_log_response_headers(procs, tmp_path):
+    """%RESP(X)% logs any response header, as in Envoy."""
+    s = start_sample(procs)
+    log = tmp_path / "access.log"
+    fmt = "%RESP(CONTENT-TYPE)% %RESP(X-FROM-APP)% %RESP(:STATUS)%\n"
+    p = start_proxy(procs, proxy_bootstrap(
+        {"app": [s.port]}, access_log=False,
+        hcm={"access_log": [{
+            "name": "envoy.access_loggers.file",
+            "typed_config": {"@type": FILE_LOG_TYPE, "path": str(log),
+                             "log_format": {"text_format": fmt}}}]}))
+    assert http_request(p.port, "/?headers=x-from-app:yes").status == 200
+    got = wait_for_lines(lambda: log.read_text().splitlines()
+                         if log.exists() else [], 1)
+    assert got[0] == "application/json yes 200"
+
+
+def wait_for_lines(get, n, timeout=5):
+    return wait_for(lambda: (lambda ls: ls if len(ls) >= n else None)(get()),
+                    timeout, f"{n} access log lines")
+
+
+def test_two_listeners_two_route_tables(procs):
+    a = start_sample(procs, app="alpha")
+    b = start_sample(procs, app="beta")
+    boot = proxy_bootstrap({"alpha": [a.port], "beta": [b.port]},
+                           stat_prefix="front")
+    second = proxy_bootstrap({"beta": [b.port]}, stat_prefix="back",
+                             listener_name="internal")
+    boot["static_resources"]["listeners"] += \
+        second["static_resources"]["listeners"]
+    p = start_proxy(procs, boot)
+    assert len(p.ports) == 2
+    assert http_request(p.ports[0], "/").json()["app"] == "alpha"
+    assert http_request(p.ports[1], "/").json()["app"] == "beta"
+    st = proxy_stats(p)
+    assert st["http.front.downstream_rq_total"] == 1
+    assert st["http.back.downstream_rq_total"] == 1
+    assert st[f"listener.{LOOPBACK}_{p.ports[1]}.downstream_cx_total"] == 1
+
+
+def test_bootstrap_without_admin(procs):
+    s = start_sample(procs)
+    boot = proxy_bootstrap({"app": [s.port]})
+    del boot["admin"]
+    p = start_proxy(procs, boot)
+    assert p.admin_port is None
+    assert http_request(p.port, "/").json()["workload"] == "sample-v1"
+    # without /ready, the log says when start-up is complete
+    wait_for(lambda: "kite-proxy live" in p.output(), 5, "the live line")

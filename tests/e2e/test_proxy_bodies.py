@@ -4,6 +4,8 @@ bounded memory, 100-continue, HEAD, pipelining, slow peers."""
 import http.client
 import json
 import socket
+import subprocess
+import threading
 import time
 
 from conftest import (LOOPBACK, SockReader, http_request, proc_status_kib,
@@ -156,7 +158,6 @@ def test_expect_100_continue(procs):
 
 
 def test_expect_100_continue_with_curl(procs, tmp_path):
-    import subprocess
     s, p = behind_proxy(procs)
     f = tmp_path / "body"
     f.write_bytes(b"z" * 200000)  # small: curl only adds Expect by itself
@@ -258,6 +259,7 @@ def test_stalled_reader_applies_backpressure(procs):
             done = v == last[0] and v > 0
             last[0] = v
             return done
+        # polled 0.2 s apart: "stopped" = no progress between two looks
         wait_for(lambda: settled() or time.sleep(0.2), 15,
                  "the proxy to stop reading from the backend")
         stalled_at = rx()
@@ -313,7 +315,6 @@ def test_backend_that_stops_reading_stalls_the_upload(procs):
     """Upload backpressure: a backend that accepts but never reads. The
     client's writes must block (the proxy stops reading from it) rather
     than the proxy buffering the body."""
-    import threading
     lsock = socket.socket()
     lsock.bind((LOOPBACK, 0))
     lsock.listen(8)
@@ -410,7 +411,6 @@ def test_early_error_reply_survives_unread_upload(procs):
     """A request refused before its body is read (no route): the client,
     still uploading, must receive the whole 404 (lingering close), not a
     reset that destroys it."""
-    import threading
     s = start_sample(procs)
     vh = [{"name": "v", "domains": ["*"],
            "routes": [{"match": {"prefix": "/api"},
@@ -466,3 +466,88 @@ def test_bodiless_statuses_keep_framing(procs, raw_backend):
         assert r.status == 304 and r.header("content-length") == "1234"
         r = read_response(rd)
         assert (r.status, r.body) == (200, b"ok")
+
+
+def test_backend_answers_before_reading_the_upload(procs):
+    """A backend may refuse an upload after its head (413) and close
+    without reading the body: the client gets that answer, not a 503."""
+    lsock = socket.socket()
+    lsock.bind((LOOPBACK, 0))
+    lsock.listen(8)
+
+    def serve():
+        conn, _ = lsock.accept()
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 9\r\n"
+                     b"Connection: close\r\n\r\ntoo big!\n")
+        conn.shutdown(socket.SHUT_WR)
+        time.sleep(0.2)
+        conn.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    p = start_proxy(procs, proxy_bootstrap({"strict": [lsock.getsockname()[1]]}))
+    size = 16 * MB
+    with socket.create_connection((LOOPBACK, p.port), timeout=10) as c:
+        c.sendall(f"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: {size}"
+                  f"\r\n\r\n".encode())
+
+        def upload():
+            try:
+                for chunk in body_chunks(size, 64 * 1024):
+                    c.sendall(chunk)
+            except OSError:
+                pass
+        up = threading.Thread(target=upload, daemon=True)
+        up.start()
+        r = read_response(SockReader(c))
+        assert (r.status, r.body) == (413, b"too big!\n"), \
+            (r.status, r.header("x-kite-error"))
+        assert r.header("connection") == "close"
+        c.shutdown(socket.SHUT_RDWR)
+        up.join(10)
+    t.join(5)
+    lsock.close()
+
+
+def test_deep_pipelining(procs):
+    s, p = behind_proxy(procs)
+    n = 200
+    data = b"".join(b"GET /deep/%d HTTP/1.1\r\nHost: files\r\n\r\n" % i
+                    for i in range(n))
+    with socket.create_connection((LOOPBACK, p.port), timeout=20) as c:
+        c.sendall(data)
+        rd = SockReader(c)
+        paths = [read_response(rd).json()["path"] for _ in range(n)]
+    assert paths == [f"/deep/{i}" for i in range(n)]
+
+
+def test_many_concurrent_clients(procs):
+    s = start_sample(procs, app="files")
+    p = start_proxy(procs, proxy_bootstrap({"files": [s.port]}),
+                    concurrency=2)
+    errors, done = [], []
+
+    def client(i):
+        try:
+            conn = http.client.HTTPConnection(LOOPBACK, p.port, timeout=20)
+            for j in range(5):
+                conn.request("POST", f"/c{i}/{j}?size=10000", body=b"b" * 999)
+                r = conn.getresponse()
+                body = r.read()
+                if r.status != 200 or len(body) != 10000:
+                    errors.append((i, j, r.status, len(body)))
+            conn.close()
+            done.append(i)
+        except Exception as e:  # reported below
+            errors.append((i, repr(e)))
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and len(done) == 100
+    st = proxy_stats(p)
+    assert st["cluster.files.upstream_rq_total"] == 500
+    assert st["http.ingress_http.downstream_rq_2xx"] == 500

@@ -90,8 +90,20 @@ def run_proxy(tmp_path, text, *args, name="bootstrap.yaml", timeout=20):
      ["bootstrap.yaml:{line}:", "YAML"]),
     (("stat_prefix: ingress_http", "stat_prefix: [ingress_http"),
      ["bootstrap.yaml:", "YAML"]),
+    (("          http_filters:\n          - name: envoy.filters.http.router",
+      "          http_filters:\n          - name: envoy.filters.http.cors\n"
+      "            typed_config:\n"
+      "              \"@type\": type.googleapis.com/envoy.extensions.filters."
+      "http.cors.v3.Cors\n"
+      "          - name: envoy.filters.http.router"),
+     ["http_filters[0].typed_config", "cors.v3.Cors"]),
+    (('domains: ["*"]', 'domains: ["*.a.*"]'),
+     ["virtual_hosts[0].domains[0]", '"*" may only lead or trail']),
+    (("type: STATIC", "type: EDS"),
+     ["static_resources.clusters[0].type", "EDS"]),
 ], ids=["bad_enum", "unknown_field", "unknown_cluster", "bad_duration",
-        "yaml_syntax", "yaml_unclosed"])
+        "yaml_syntax", "yaml_unclosed", "unsupported_filter",
+        "bad_wildcard", "unsupported_cluster_type"])
 def test_bad_bootstrap_names_the_field(tmp_path, edit, needles):
     port = free_port()
     text = yaml_config(listen=port, e=edit)
@@ -250,6 +262,10 @@ def test_sigterm_drains_in_flight_request(procs):
     p.popen.send_signal(signal.SIGTERM)
     # the listener closes: new connections are refused
     wait_for(lambda: refused(p.port), 5, "the listener to close")
+    # and readiness fails (kubelet stops sending traffic), while the admin
+    # API still answers
+    r = admin_request(p, "/ready")
+    assert (r.status, r.body) == (503, b"DRAINING\n")
     assert idle_rd.at_eof(5), "idle keep-alive connection closed on drain"
     idle.close()
     t.join(10)
@@ -301,3 +317,41 @@ def test_sigint_exits_at_once(procs):
         p.popen.send_signal(signal.SIGINT)
         assert p.popen.wait(10) == 0, p.output()[-3000:]
         assert time.monotonic() - t0 < 2
+
+
+def test_sigterm_with_two_workers(procs):
+    s = start_sample(procs)
+    p = start_proxy(procs, proxy_bootstrap({"app": [s.port]}), concurrency=2,
+                    drain_time_s=10)
+    results = []
+
+    def slow(i):
+        results.append(http_request(p.port, f"/s{i}?delay_ms=600").status)
+    threads = [threading.Thread(target=slow, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: proxy_stats(p)["cluster.app.upstream_rq_active"] == 6,
+             5, "all six requests to be upstream")
+    p.stopped = True
+    p.popen.send_signal(signal.SIGTERM)
+    for t in threads:
+        t.join(10)
+    assert results == [200] * 6
+    assert p.popen.wait(10) == 0, p.output()[-3000:]
+
+
+def test_sigterm_right_after_listener_accepts(procs):
+    """A proxy that already accepts connections also handles SIGTERM
+    (drain, exit 0), however early the signal comes: Kubernetes may stop a
+    pod at any moment. Many workers make start-up (between the first
+    listener accepting and the last worker starting) long enough to aim
+    at."""
+    s = start_sample(procs)
+    for i in range(3):
+        boot = proxy_bootstrap({"app": [s.port]})
+        del boot["admin"]  # readiness = the listener accepting
+        p = start_proxy(procs, boot, name=f"early-{i}", concurrency=64)
+        p.stopped = True
+        p.popen.send_signal(signal.SIGTERM)
+        rc = p.popen.wait(10)
+        assert rc == 0, (i, rc, p.output()[-2000:])

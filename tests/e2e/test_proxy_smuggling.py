@@ -155,6 +155,17 @@ CASES = [
      400, True),
     ("trailer_nul", req([HOST, CHUNKED],
                         b"5\r\nhello\r\n0\r\nX-T: a\x00\r\n\r\n"), 400, True),
+    ("chunk_line_over_4k", req([HOST, CHUNKED],
+                               b"5;" + b"e" * 5000 + b"\r\nhello\r\n0\r\n\r\n"),
+     400, True),
+    ("trailer_over_100_fields", req([HOST, CHUNKED],
+                                    b"5\r\nhello\r\n0\r\n" +
+                                    b"".join(b"T%d: v\r\n" % i
+                                             for i in range(101)) + b"\r\n"),
+     431, True),
+    ("trailer_over_60k", req([HOST, CHUNKED],
+                             b"5\r\nhello\r\n0\r\nT: " + b"v" * (61 * 1024) +
+                             b"\r\n\r\n"), 431, True),
     # -- targets the proxy must not forward
     ("absolute_form_https",
      b"GET https://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n", 400),
@@ -179,6 +190,19 @@ def strict_proxy(tmp_path_factory):
         pytest.fail("\n\n".join(problems), pytrace=False)
 
 
+def settle(proxy, backend, timeout=5.0):
+    """Wait until the backend has seen every upstream connection the proxy
+    opened, and seen each one end (a refused request's upstream
+    connection, if any, is closed): then every byte the proxy sent for
+    earlier cases has been recorded."""
+    def quiet():
+        n = proxy_stats(proxy)["cluster.raw.upstream_cx_total"]
+        with backend.lock:
+            conns = list(backend.conns)
+        return len(conns) >= n and all(c.closed.is_set() for c in conns)
+    wait_for(quiet, timeout, "every upstream connection to end")
+
+
 def send_and_read(port, data):
     """Send data in one write; return (response, closed_after_it)."""
     with socket.create_connection((LOOPBACK, port), timeout=10) as s:
@@ -193,6 +217,7 @@ def test_malformed_request_refused(strict_proxy, case):
     proxy, backend = strict_proxy
     name, data, status = case[:3]
     in_body = len(case) > 3 and case[3]
+    settle(proxy, backend)
     before = len(backend.received)
     resp, closed = send_and_read(proxy.port, data + smuggled(name))
     assert resp.status == status, (name, resp.status,
@@ -203,6 +228,7 @@ def test_malformed_request_refused(strict_proxy, case):
     assert closed, "the connection must end after a refused request"
     # Nothing reached the backend: no bytes for head errors; for body
     # errors, never a complete request and never the pipelined one.
+    settle(proxy, backend)
     got = backend.received[before:]
     if in_body:
         assert parse_raw_request(got)[0] is None, got

@@ -15,13 +15,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "%s:%d: invariant failed: %s\n",       \
-				__FILE__, __LINE__, #c);                       \
-			abort();                                               \
-		}                                                              \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);  \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
@@ -41,8 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[512];
 	int rc;
 
-	rc = k_pbjson_decode((const char *)data, size, "fuzz.yaml", desc, &m,
-			     err, sizeof(err));
+	rc = k_pbjson_decode((const char *)data, size, "fuzz.yaml", desc, &m, err, sizeof(err));
 	if (rc) {
 		CHECK(rc == K_EINVAL || rc == K_ENOMEM);
 		CHECK(m == NULL);
@@ -54,8 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	char *json = k_pbjson_encode(m, size & 1 ? 2 : 0);
 	CHECK(json);
-	rc = k_pbjson_decode(json, strlen(json), "<encoded>", desc, &m2, err,
-			     sizeof(err));
+	rc = k_pbjson_decode(json, strlen(json), "<encoded>", desc, &m2, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "re-decode failed: %s\n%s\n", err, json);
 		abort();
