@@ -314,6 +314,36 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len)
 	return i;
 }
 
+/* Offset of the first character YAML does not allow in a stream (C0 and
+ * C1 controls other than tab, line breaks and NEL; DEL; U+FFFE, U+FFFF),
+ * or len; *cp is that character. s must be valid UTF-8. (libfyaml 0.7.12
+ * crashes on some NULs.) */
+static size_t nonprintable_at(const unsigned char *s, size_t len, uint32_t *cp)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = s[i];
+		*cp = ch;
+		if ((ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') || ch == 0x7f)
+			return i;
+		*cp = i + 1 < len ? s[i + 1] : 0;
+		if (ch == 0xc2 && *cp >= 0x80 && *cp <= 0x9f && *cp != 0x85)
+			return i;
+		*cp = i + 2 < len ? 0xffc0u | (s[i + 2] & 0x3f) : 0;
+		if (ch == 0xef && s[i + 1] == 0xbf && *cp >= 0xfffe)
+			return i;
+	}
+	return len;
+}
+
+static int line_at(const char *text, size_t off)
+{
+	int line = 1;
+
+	for (size_t i = 0; i < off; i++)
+		line += text[i] == '\n';
+	return line;
+}
+
 static bool utf8_valid(const unsigned char *s, size_t len)
 {
 	return utf8_invalid_at(s, len) == len;
@@ -1500,6 +1530,7 @@ int k_pbjson_decode(const char *text, size_t len, const char *source,
 	struct fy_parse_cfg pcfg = {0};
 	struct fy_diag_cfg dcfg;
 	char *copy = NULL;
+	uint32_t cp;
 	size_t bad;
 	struct fy_diag *diag;
 	struct fy_parser *fyp;
@@ -1529,10 +1560,13 @@ int k_pbjson_decode(const char *text, size_t len, const char *source,
 	} else if ((bad = utf8_invalid_at((const unsigned char *)text, len)) < len) {
 		/* YAML and JSON are UTF-8 here; and libfyaml 0.7.12 can spin
 		 * forever on some invalid sequences, so they never reach it */
-		for (size_t i = 0; i < bad; i++)
-			c.line += text[i] == '\n';
+		c.line = line_at(text, bad);
 		rc = fail(&c, NULL, "invalid UTF-8 (byte 0x%02x at offset %zu)",
 			  (unsigned char)text[bad], bad);
+	} else if ((bad = nonprintable_at((const unsigned char *)text, len, &cp)) < len) {
+		c.line = line_at(text, bad);
+		rc = fail(&c, NULL, "character U+%04X (offset %zu) is not allowed in YAML", cp,
+			  bad);
 	} else if (memchr(text, '\r', len) && !(text = copy = lf_only(text, &len))) {
 		rc = oom(&c);
 	} else if (fy_parser_set_string(fyp, text, len)) {

@@ -27,7 +27,8 @@
  * (`cluster: 8080` is "8080"); null, ~ and an empty value mean "default";
  * anchors, aliases and << merge keys are resolved (with a cap on how far
  * aliases may expand the document); exactly one document per input, in
- * UTF-8.
+ * UTF-8 and without the control characters YAML forbids; "*a/b" path
+ * aliases are refused.
  * Every allocation in a decoded message comes from malloc, so
  * protobuf_c_message_free_unpacked(msg, NULL) releases it.
  *

@@ -377,6 +377,16 @@ static void newline(struct jbuf *b, int level)
 	b->p[b->len] = '\0';
 }
 
+/* The code point of a valid n-byte UTF-8 sequence. */
+static uint32_t utf8_decode(const unsigned char *s, size_t n)
+{
+	uint32_t cp = n == 1 ? s[0] : s[0] & (0x7f >> n);
+
+	for (size_t k = 1; k < n; k++)
+		cp = (cp << 6) | (s[k] & 0x3f);
+	return cp;
+}
+
 static void put_str(struct jbuf *b, const char *s, size_t len)
 {
 	const unsigned char *u = (const unsigned char *)s;
@@ -407,7 +417,14 @@ static void put_str(struct jbuf *b, const char *s, size_t len)
 			if (ch < 0x80) {
 				putf(b, "\\u%04x", ch);
 			} else if ((n = k_pbjson_utf8_seq(u + i, len - i))) {
-				put(b, s + i, n);
+				uint32_t cp = utf8_decode(u + i, n);
+				/* characters a YAML reader would refuse or read
+				 * as line breaks travel escaped */
+				if ((cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
+				    cp == 0xfffe || cp == 0xffff)
+					putf(b, "\\u%04x", (unsigned)cp);
+				else
+					put(b, s + i, n);
 				i += n;
 				continue;
 			} else {

@@ -32,6 +32,11 @@ static inline void *k_pool_get(struct k_pool *p)
 
 static inline void k_pool_put(struct k_pool *p, void *o)
 {
+#ifdef K_POOL_NO_CACHE
+	/* Sanitizer builds: free at once so use-after-free is caught. */
+	free(o);
+	return;
+#endif
 	if (p->n_free >= p->max_free) {
 		free(o);
 		return;

@@ -59,7 +59,7 @@ void k_sbuf_json_str(struct k_sbuf *b, const char *s)
 	for (; s && *s; s++) {
 		unsigned char ch = (unsigned char)*s;
 		if (ch == '"' || ch == '\\') {
-			char e[2] = { '\\', (char)ch };
+			char e[2] = {'\\', (char)ch};
 			k_sbuf_add(b, e, 2);
 		} else if (ch < 0x20) {
 			k_sbuf_printf(b, "\\u%04x", ch);

@@ -17,7 +17,11 @@ void kp_rbuf_release(struct kp_buf_pool *p, struct kp_rbuf *b)
 {
 	if (!b->data)
 		return;
+#ifdef K_POOL_NO_CACHE
+	if (0) /* sanitizer builds: free at once so use-after-free is caught */
+#else
 	if (b->cap == KP_BUF_SIZE && p->n_free < KP_BUF_POOL_MAX)
+#endif
 		p->free[p->n_free++] = b->data;
 	else
 		free(b->data);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "k_common.h"
 
@@ -47,5 +48,19 @@ void kp_rbuf_release(struct kp_buf_pool *p, struct kp_rbuf *b);
  * bytes at the end afterwards, or K_ENOMEM. */
 int kp_rbuf_make_room(struct kp_buf_pool *p, struct kp_rbuf *b, uint32_t want);
 void kp_buf_pool_destroy(struct kp_buf_pool *p);
+
+#define KP_MAX_IOV	    24
+#define KP_CHUNK_HEADER_MAX 20
+
+/* One direction's queued write. It lives in the connection that owns the
+ * socket, not in the stream: libuv may call back (with UV_ECANCELED) after
+ * the stream is gone, but never after the connection's close callback.
+ * The iovecs and chunk-size lines must outlive uv_write, hence here. */
+struct kp_wq {
+	uv_write_t req;
+	uv_buf_t iov[KP_MAX_IOV];
+	char chunk_hdr[KP_MAX_IOV / 2][KP_CHUNK_HEADER_MAX];
+	unsigned busy : 1;
+};
 
 #endif

@@ -509,7 +509,7 @@ static int compile_route(struct cc *c, const Route *r, const char *path, struct 
 	if (duration_ms(c, a->timeout, tp, 15000, &out->timeout_ms))
 		return K_EINVAL;
 	snprintf(tp, sizeof(tp), "%s.idle_timeout", p);
-	return duration_ms(c, a->idle_timeout, tp, 0, &out->idle_timeout_ms);
+	return duration_ms(c, a->idle_timeout, tp, KP_TIMEOUT_UNSET, &out->idle_timeout_ms);
 }
 
 static int compile_route_config(struct cc *c, const RouteConfiguration *rc, const char *path,

@@ -46,6 +46,9 @@ struct kp_cluster_cfg {
 enum kp_path_match { KP_MATCH_PREFIX, KP_MATCH_PATH, KP_MATCH_PATH_SEPARATED_PREFIX };
 enum kp_route_kind { KP_ROUTE_CLUSTER, KP_ROUTE_DIRECT_RESPONSE };
 
+/* A timeout the configuration did not set (0 means "disabled"). */
+#define KP_TIMEOUT_UNSET UINT64_MAX
+
 struct kp_route {
 	char *name;
 	enum kp_path_match match;
@@ -55,7 +58,7 @@ struct kp_route {
 	enum kp_route_kind kind;
 	int cluster;		  /* index into kp_config.clusters (KP_ROUTE_CLUSTER) */
 	uint64_t timeout_ms;	  /* 0: disabled; Envoy default 15 s */
-	uint64_t idle_timeout_ms; /* 0: the connection manager's stream idle timeout */
+	uint64_t idle_timeout_ms; /* KP_TIMEOUT_UNSET: the manager's stream_idle_timeout */
 	int direct_status;	  /* KP_ROUTE_DIRECT_RESPONSE */
 	char *direct_body;
 	size_t direct_body_len;

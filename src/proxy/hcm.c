@@ -32,6 +32,7 @@ static const char CONTINUE_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 static void dc_close(struct kp_dconn *dc);
 static void dc_close_graceful(struct kp_dconn *dc);
 static void dc_next_request(struct kp_dconn *dc);
+static void dc_continue(struct kp_dconn *dc);
 static void dc_update_reading(struct kp_dconn *dc);
 static void dc_arm_timer(struct kp_dconn *dc);
 static void pump_request(struct kp_stream *s);
@@ -145,9 +146,9 @@ static void stream_release_upstream(struct kp_stream *s, int reusable)
 		s->u = NULL;
 		kp_stat_dec(s->dc->w->stats, CS(s, upstream_rq_active));
 		kp_upstream_release(u, reusable);
-	} else if (s->cl) {
-		kp_upstream_cancel(s->cl, &s->pending);
 	}
+	if (s->cl)
+		kp_upstream_done(s->cl, &s->pending);
 }
 
 /* The response is fully written (or the stream was aborted): account, log,
@@ -178,12 +179,33 @@ static void stream_finish(struct kp_stream *s)
 
 	if (dc->closing)
 		return;
-	if (dc->want_close || w->draining) {
-		dc_close_graceful(dc);
+	dc->last_activity_ns = NOW(w);
+	dc_continue(dc);
+}
+
+/* Move the connection on after a request: start the next pipelined one, or
+ * close. It loops rather than recursing, because a request answered on the
+ * spot (a local reply) finishes its stream inside dc_next_request, which
+ * lands back here: a buffer of pipelined 404s must not become a stack of
+ * frames. */
+static void dc_continue(struct kp_dconn *dc)
+{
+	if (dc->dispatching) {
+		dc->redispatch = 1;
 		return;
 	}
-	dc->last_activity_ns = NOW(w);
-	dc_next_request(dc);
+	dc->dispatching = 1;
+	do {
+		dc->redispatch = 0;
+		if (dc->closing || dc->lingering || dc->stream)
+			break;
+		if (dc->want_close) {
+			dc_close_graceful(dc);
+			break;
+		}
+		dc_next_request(dc);
+	} while (dc->redispatch);
+	dc->dispatching = 0;
 	if (dc->closing || dc->lingering)
 		return;
 	if (!dc->stream && dc->peer_eof) {
@@ -213,10 +235,11 @@ static void stream_abort(struct kp_stream *s, uint32_t flags)
 
 static void down_write_cb(uv_write_t *req, int status)
 {
-	struct kp_stream *s = K_CONTAINER_OF(req, struct kp_stream, down_wq.req);
-	s->down_wq.busy = 0;
-	if (s->dc->closing)
-		return; /* dc_close already finished the stream */
+	struct kp_dconn *dc = K_CONTAINER_OF(req, struct kp_dconn, out.req);
+	dc->out.busy = 0;
+	struct kp_stream *s = dc->stream;
+	if (dc->closing || !s)
+		return; /* the stream was finished by dc_close */
 	if (status < 0) {
 		stream_abort(s, KP_RF_DC);
 		return;
@@ -227,6 +250,12 @@ static void down_write_cb(uv_write_t *req, int status)
 		return;
 	}
 	pump_response(s);
+}
+
+static void cont_write_cb(uv_write_t *req, int status)
+{
+	struct kp_dconn *dc = K_CONTAINER_OF(req, struct kp_dconn, cont_req);
+	dc->cont_busy = 0;
 }
 
 /* Send a complete response generated here (errors, direct responses).
@@ -253,15 +282,23 @@ static void local_reply(struct kp_stream *s, int status, uint32_t flags, const c
 		dc->want_close = 1;
 	size_t blen = body ? strlen(body) : 0;
 	size_t dlen = detail ? strlen(detail) : 0;
+	int no_body = status == 204 || status == 304 ||
+		      (s->req.method.len == 4 && memcmp(s->req.method.p, "HEAD", 4) == 0);
 	size_t cap = 256 + dlen + strlen(dc->hcm->server_name);
 	char *h = k_arena_alloc(&s->arena, cap);
 	if (!h) {
 		stream_abort(s, KP_RF_LR);
 		return;
 	}
-	int n = snprintf(h, cap, "HTTP/1.1 %d %s\r\ncontent-length: %zu\r\n%sserver: %s\r\n",
-			 status, k_h1_reason(status), blen,
-			 blen ? "content-type: text/plain\r\n" : "", dc->hcm->server_name);
+	/* HEAD gets the length of the body it would have had; 204 and 304
+	 * carry neither body nor length. */
+	int n = snprintf(h, cap, "HTTP/1.1 %d %s\r\n", status, k_h1_reason(status));
+	if (status != 204 && status != 304)
+		n += snprintf(h + n, cap - (size_t)n, "content-length: %zu\r\n", blen);
+	n += snprintf(h + n, cap - (size_t)n, "%sserver: %s\r\n",
+		      blen && !no_body ? "content-type: text/plain\r\n" : "", dc->hcm->server_name);
+	if (no_body)
+		blen = 0;
 	if (detail) {
 		memcpy(h + n, "x-kite-error: ", 14);
 		n += 14;
@@ -273,13 +310,15 @@ static void local_reply(struct kp_stream *s, int status, uint32_t flags, const c
 		h[n++] = '\r';
 		h[n++] = '\n';
 	}
-	n += snprintf(h + n, cap - (size_t)n, "%s\r\n",
-		      dc->want_close ? "connection: close\r\n" : "");
+	const char *conn = dc->want_close			    ? "connection: close\r\n"
+			   : s->req.minor == 0 && s->req.method.len ? "connection: keep-alive\r\n"
+								    : "";
+	n += snprintf(h + n, cap - (size_t)n, "%s\r\n", conn);
 	count_status(dc->w->stats, HS(dc, downstream_rq_1xx), status);
 	s->si.bytes_sent = blen;
 	uv_buf_t iov[2] = {uv_buf_init(h, (unsigned)n), uv_buf_init((char *)body, (unsigned)blen)};
 	uint64_t written = 0;
-	int rc = write_iov((uv_stream_t *)&dc->tcp, &s->down_wq, iov, blen ? 2 : 1, down_write_cb,
+	int rc = write_iov((uv_stream_t *)&dc->tcp, &dc->out, iov, blen ? 2 : 1, down_write_cb,
 			   &written);
 	kp_stat_add(dc->w->stats, HS(dc, downstream_cx_tx_bytes_total), written);
 	if (rc < 0) {
@@ -377,7 +416,10 @@ static int build_upstream_head(struct kp_stream *s, int absolute_form)
 	struct kp_dconn *dc = s->dc;
 	const struct kp_hcm_cfg *hcm = dc->hcm;
 	const struct k_h1_msg *r = &s->req;
-	size_t cap = r->head_len + s->si.authority.len + s->si.path.len + 256;
+	/* Every field may grow by a space after the colon; the fields we add
+	 * (host, x-request-id, x-forwarded-*, framing) fit in the rest. */
+	size_t cap = r->head_len + 2 * (size_t)r->nheaders + s->si.authority.len + s->si.path.len +
+		     strlen(dc->remote) + 512;
 	char *head = k_arena_alloc(&s->arena, cap);
 	if (!head)
 		return K_ENOMEM;
@@ -488,7 +530,7 @@ static struct k_str upgrade_token(const struct k_h1_msg *r)
 	for (uint32_t i = 0; i < r->nheaders; i++)
 		if (k_str_ieq_lit(r->headers[i].name, "upgrade"))
 			return r->headers[i].value;
-	return (struct k_str){ "", 0 };
+	return (struct k_str){"", 0};
 }
 
 static void route_request(struct kp_stream *s)
@@ -544,7 +586,8 @@ static void route_request(struct kp_stream *s)
 		 * upgrades are optional for the client and simply not taken. */
 		dc->want_close = 1;
 		local_reply(s, 403, 0, NULL,
-			    "protocol upgrade requested but upgrades are not enabled on this listener (upgrade_configs)");
+			    "protocol upgrade requested but upgrades are not enabled on this "
+			    "listener (upgrade_configs)");
 		return;
 	}
 	if (!s->si.authority.len) {
@@ -556,8 +599,16 @@ static void route_request(struct kp_stream *s)
 		/* Answer Expect ourselves, as Envoy does: the client starts
 		 * sending while we connect upstream. */
 		uv_buf_t b = uv_buf_init((char *)CONTINUE_100, sizeof(CONTINUE_100) - 1);
-		uint64_t n = 0;
-		write_iov((uv_stream_t *)&dc->tcp, &dc->out, &b, 1, NULL, &n);
+		int n = dc->cont_busy ? (int)b.len : uv_try_write((uv_stream_t *)&dc->tcp, &b, 1);
+		if (n == UV_EAGAIN)
+			n = 0;
+		if (n >= 0 && n < (int)b.len) {
+			b.base += n;
+			b.len -= (size_t)n;
+			if (uv_write(&dc->cont_req, (uv_stream_t *)&dc->tcp, &b, 1,
+				     cont_write_cb) == 0)
+				dc->cont_busy = 1;
+		}
 	}
 
 	const struct kp_vhost *vh = NULL;
@@ -654,6 +705,8 @@ static void dc_next_request(struct kp_dconn *dc)
 	int rc = k_h1_parse_request(head, len, dc->head_seen, &dc->hcm->limits, &msg,
 				    w->hdr_scratch, w->hdr_scratch_cap, &err);
 	if (rc == K_EAGAIN) {
+		if (!dc->head_seen)
+			dc->head_start_ns = NOW(w);
 		dc->head_seen = len;
 		dc_arm_timer(dc); /* a partial head runs on the header/idle clock */
 		return;
@@ -686,10 +739,11 @@ static void dc_next_request(struct kp_dconn *dc)
 
 static void up_write_cb(uv_write_t *req, int status)
 {
-	struct kp_stream *s = K_CONTAINER_OF(req, struct kp_stream, up_wq.req);
-	s->up_wq.busy = 0;
-	if (s->finished || !s->u)
-		return;
+	struct kp_uconn *u = K_CONTAINER_OF(req, struct kp_uconn, out.req);
+	u->out.busy = 0;
+	struct kp_stream *s = u->stream;
+	if (!s || u->state != KP_U_BUSY || s->finished || s->u != u)
+		return; /* released (and closed) while the write was queued */
 	if (status < 0) {
 		/* The upstream stopped reading; it may still have answered
 		 * (e.g. 413 then close), so let the read side decide. */
@@ -699,11 +753,23 @@ static void up_write_cb(uv_write_t *req, int status)
 		up_update_reading(s);
 		return;
 	}
-	struct kp_rbuf *in = &s->dc->in;
-	if (in->start == in->end)
-		in->start = in->end = 0;
-	pump_request(s);
-	dc_update_reading(s->dc);
+	if (s->req_done)
+		s->req_sent = 1; /* that write carried the end of the request */
+	struct kp_dconn *dc = s->dc;
+	if (dc->in.start == dc->in.end)
+		dc->in.start = dc->in.end = 0;
+	pump_request(s); /* may finish s */
+	if (!dc->closing)
+		dc_update_reading(dc);
+}
+
+/* The client closed its side and the buffered bytes don't finish the
+ * request body: it will never be complete. */
+static int request_truncated(const struct kp_stream *s)
+{
+	const struct kp_dconn *dc = s->dc;
+	return dc->peer_eof && !s->req_done && kp_rbuf_len(&dc->in) == 0 &&
+	       !(s->u && s->u->out.busy);
 }
 
 /* Move request bytes (head, then body with framing) from the downstream
@@ -712,9 +778,9 @@ static void pump_request(struct kp_stream *s)
 {
 	struct kp_dconn *dc = s->dc;
 	for (;;) {
-		if (!s->u || s->up_wq.busy || s->req_sent || s->finished)
+		if (!s->u || s->u->out.busy || s->req_sent || s->finished)
 			break;
-		struct kp_wq *wq = &s->up_wq;
+		struct kp_wq *wq = &s->u->out;
 		unsigned niov = 0, nch = 0;
 		int chunked = s->req.body == K_H1_BODY_CHUNKED;
 		if (!s->up_head_sent) {
@@ -775,8 +841,12 @@ static void pump_request(struct kp_stream *s)
 		if (s->req_done)
 			s->req_sent = 1;
 	}
-	if (dc->in.start == dc->in.end && !s->up_wq.busy)
+	if (dc->in.start == dc->in.end && !(s->u && s->u->out.busy))
 		dc->in.start = dc->in.end = 0;
+	if (!s->finished && request_truncated(s)) {
+		stream_abort(s, KP_RF_DC);
+		return;
+	}
 	dc_update_reading(dc);
 }
 
@@ -849,7 +919,7 @@ void kp_stream_upstream_read(struct kp_stream *s, struct kp_uconn *u, ssize_t n)
 	}
 	if (!s->resp_done) {
 		kp_stat_inc(s->dc->w->stats, CS(s, upstream_rq_rx_reset));
-		if (!s->down_wq.busy) {
+		if (!s->dc->out.busy) {
 			stream_abort(s, KP_RF_UC);
 			return;
 		}
@@ -860,7 +930,7 @@ void kp_stream_upstream_read(struct kp_stream *s, struct kp_uconn *u, ssize_t n)
 static void up_update_reading(struct kp_stream *s)
 {
 	if (s->u)
-		kp_uconn_set_reading(s->u, !s->down_wq.busy && !s->up_eof && !s->finished);
+		kp_uconn_set_reading(s->u, !s->dc->out.busy && !s->up_eof && !s->finished);
 }
 
 void kp_stream_upstream_ready(struct kp_stream *s, struct kp_uconn *u)
@@ -896,7 +966,11 @@ static int build_downstream_head(struct kp_stream *s)
 	struct kp_dconn *dc = s->dc;
 	const struct kp_hcm_cfg *hcm = dc->hcm;
 	const struct k_h1_msg *r = &s->resp;
-	size_t cap = r->head_len + strlen(hcm->server_name) + 160;
+	/* Fields may grow by a space after the colon, the reason phrase is
+	 * ours (at most 31 bytes), and we add server, framing, service time,
+	 * request id and connection fields. */
+	size_t cap = r->head_len + 2 * (size_t)r->nheaders + strlen(hcm->server_name) +
+		     s->si.request_id.len + 512;
 	char *head = k_arena_alloc(&s->arena, cap);
 	if (!head)
 		return K_ENOMEM;
@@ -995,11 +1069,13 @@ static int keep_response_head(struct kp_stream *s, const char *head)
 		return K_ENOMEM;
 	memcpy(copy, head, m->head_len);
 	for (uint32_t i = 0; i < m->nheaders; i++) {
-		hdrs[i].name = (struct k_str){ copy + (m->headers[i].name.p - head), m->headers[i].name.len };
-		hdrs[i].value = (struct k_str){ copy + (m->headers[i].value.p - head), m->headers[i].value.len };
+		hdrs[i].name = (struct k_str){copy + (m->headers[i].name.p - head),
+					      m->headers[i].name.len};
+		hdrs[i].value = (struct k_str){copy + (m->headers[i].value.p - head),
+					       m->headers[i].value.len};
 	}
 	m->headers = hdrs;
-	m->reason = (struct k_str){ NULL, 0 };
+	m->reason = (struct k_str){NULL, 0};
 	s->si.resp = m;
 	return 0;
 }
@@ -1065,9 +1141,9 @@ static void pump_response(struct kp_stream *s)
 	struct kp_dconn *dc = s->dc;
 	for (;;) {
 		struct kp_uconn *u = s->u;
-		if (s->down_wq.busy || s->resp_done || s->finished || !u || !s->resp_head_done)
+		if (s->dc->out.busy || s->resp_done || s->finished || !u || !s->resp_head_done)
 			break;
-		struct kp_wq *wq = &s->down_wq;
+		struct kp_wq *wq = &dc->out;
 		unsigned niov = 0, nch = 0;
 		int chunked = s->down_framing == KP_OUT_CHUNKED;
 		if (!s->resp_head_sent) {
@@ -1131,12 +1207,12 @@ static void pump_response(struct kp_stream *s)
 	}
 	if (s->finished || dc->closing)
 		return;
-	if (s->u && !s->down_wq.busy && s->up_eof && !s->resp_done) {
+	if (s->u && !s->dc->out.busy && s->up_eof && !s->resp_done) {
 		/* Upstream went away mid-body (or sent bad framing). */
 		stream_abort(s, s->si.response_flags & KP_RF_UPE ? KP_RF_UPE : KP_RF_UC);
 		return;
 	}
-	if (s->u && !s->down_wq.busy && s->u->in.start == s->u->in.end)
+	if (s->u && !s->dc->out.busy && s->u->in.start == s->u->in.end)
 		s->u->in.start = s->u->in.end = 0;
 	up_update_reading(s);
 }
@@ -1176,12 +1252,12 @@ static void dc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		}
 		dc->in.end += (uint32_t)n;
 		struct kp_stream *s = dc->stream;
-		if (s) {
-			if (!s->req_done)
-				pump_request(s);
-		} else {
-			dc_next_request(dc);
+		if (!s) {
+			dc_continue(dc);
+			return;
 		}
+		if (!s->req_done)
+			pump_request(s);
 		if (!dc->closing)
 			dc_update_reading(dc);
 		return;
@@ -1195,10 +1271,18 @@ static void dc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	struct kp_stream *s = dc->stream;
-	if (s && !s->req_done && n == UV_EOF && s->req.body == K_H1_BODY_CLOSE)
-		return; /* never for requests; kept for symmetry */
-	if (s && s->req_done && n == UV_EOF)
-		return; /* half-close: answer what was asked, then close */
+	if (s && n == UV_EOF) {
+		/* Half-close: answer what was asked, then close. The rest of
+		 * the body may still sit in the buffer waiting for upstream;
+		 * pump_request notices if it really ends short. */
+		if (s->req_done)
+			return;
+		if (s->u)
+			pump_request(s);
+		else if (request_truncated(s))
+			stream_abort(s, KP_RF_DC);
+		return;
+	}
 	if (s) {
 		stream_abort(s, KP_RF_DC);
 		return;
@@ -1210,7 +1294,7 @@ static void dc_update_reading(struct kp_dconn *dc)
 {
 	struct kp_stream *s = dc->stream;
 	int want = !dc->closing && !dc->peer_eof;
-	if (want && s && s->up_wq.busy)
+	if (want && s && s->u && s->u->out.busy)
 		want = 0; /* the buffer is pinned by a queued upstream write */
 	if (want && dc->in.data && dc->in.end == dc->in.cap && dc->in.start == 0 &&
 	    (s || dc->in.cap > dc->hcm->limits.max_head_bytes))
@@ -1288,6 +1372,7 @@ static void dc_close_graceful(struct kp_dconn *dc)
 	}
 	dc->shutdown_req.data = dc;
 	dc->lingering = 1; /* no more requests from here on */
+	dc->linger_start_ns = NOW(dc->w);
 	if (uv_shutdown(&dc->shutdown_req, (uv_stream_t *)&dc->tcp, shutdown_cb) < 0)
 		dc_close(dc);
 }
@@ -1299,7 +1384,16 @@ static uint64_t ms_ns(uint64_t ms)
 
 /* Earliest deadline for this connection in its current state; 0: none.
  * *why says which one. */
-enum dl_kind { DL_NONE, DL_IDLE, DL_HEADERS, DL_STREAM_IDLE, DL_ROUTE, DL_REQUEST, DL_LINGER };
+enum dl_kind {
+	DL_NONE,
+	DL_IDLE,
+	DL_HEADERS,
+	DL_STREAM_IDLE,
+	DL_ROUTE,
+	DL_REQUEST,
+	DL_LINGER,
+	DL_MAX_DURATION,
+};
 
 static uint64_t dc_deadline(struct kp_dconn *dc, enum dl_kind *why)
 {
@@ -1315,14 +1409,20 @@ static uint64_t dc_deadline(struct kp_dconn *dc, enum dl_kind *why)
 		}                                                                                  \
 	} while (0)
 	if (dc->lingering) {
-		CONSIDER(dc->last_activity_ns + ms_ns(LINGER_MS), DL_LINGER);
+		/* Absolute: a client that keeps sending must not keep us. */
+		CONSIDER(dc->linger_start_ns + ms_ns(LINGER_MS), DL_LINGER);
 		return dl;
 	}
+	if (h->max_connection_duration_ms && !dc->want_close)
+		CONSIDER(dc->conn_start_ns + ms_ns(h->max_connection_duration_ms), DL_MAX_DURATION);
 	struct kp_stream *s = dc->stream;
 	if (s) {
-		if (h->stream_idle_timeout_ms)
-			CONSIDER(dc->last_activity_ns + ms_ns(h->stream_idle_timeout_ms),
-				 DL_STREAM_IDLE);
+		/* A route's idle_timeout overrides the connection manager's. */
+		uint64_t idle = h->stream_idle_timeout_ms;
+		if (s->route && s->route->idle_timeout_ms != KP_TIMEOUT_UNSET)
+			idle = s->route->idle_timeout_ms;
+		if (idle)
+			CONSIDER(dc->last_activity_ns + ms_ns(idle), DL_STREAM_IDLE);
 		if (s->route_deadline_ns && !s->resp_done)
 			CONSIDER(s->route_deadline_ns, DL_ROUTE);
 		if (h->request_timeout_ms && !s->resp_head_sent)
@@ -1331,8 +1431,8 @@ static uint64_t dc_deadline(struct kp_dconn *dc, enum dl_kind *why)
 		if (h->stream_idle_timeout_ms)
 			CONSIDER(dc->last_activity_ns + ms_ns(h->stream_idle_timeout_ms),
 				 DL_STREAM_IDLE);
-		if (h->request_headers_timeout_ms)
-			CONSIDER(dc->last_activity_ns + ms_ns(h->request_headers_timeout_ms),
+		if (h->request_headers_timeout_ms && dc->head_seen)
+			CONSIDER(dc->head_start_ns + ms_ns(h->request_headers_timeout_ms),
 				 DL_HEADERS);
 	} else if (h->idle_timeout_ms) {
 		CONSIDER(dc->last_activity_ns + ms_ns(h->idle_timeout_ms), DL_IDLE);
@@ -1378,6 +1478,14 @@ static void dc_timer_cb(uv_timer_t *t)
 	switch (why) {
 	case DL_NONE: return;
 	case DL_LINGER: dc_close(dc); return;
+	case DL_MAX_DURATION:
+		/* Finish the request in flight with "connection: close". */
+		dc->want_close = 1;
+		if (!s)
+			dc_close_graceful(dc);
+		else
+			dc_arm_timer(dc);
+		return;
 	case DL_IDLE:
 		kp_stat_inc(w->stats, HS(dc, downstream_cx_idle_timeout));
 		dc_close_graceful(dc);
@@ -1427,6 +1535,26 @@ static void dc_timer_cb(uv_timer_t *t)
 	}
 }
 
+static void reject_closed(uv_handle_t *h)
+{
+	struct kp_worker *w = h->data;
+	w->reject_busy = 0;
+}
+
+/* Out of memory for a connection: take it and close it at once. libuv
+ * stops watching a listener whose pending connection is never accepted,
+ * so leaving it would stop this worker accepting for good. */
+static void reject_connection(uv_stream_t *server, struct kp_worker *w)
+{
+	if (w->reject_busy)
+		return;
+	w->reject_busy = 1;
+	uv_tcp_init(&w->loop, &w->reject);
+	w->reject.data = w;
+	uv_accept(server, (uv_stream_t *)&w->reject);
+	uv_close((uv_handle_t *)&w->reject, reject_closed);
+}
+
 void kp_hcm_on_accept(uv_stream_t *server, int status)
 {
 	struct kp_listen *l = server->data;
@@ -1434,8 +1562,10 @@ void kp_hcm_on_accept(uv_stream_t *server, int status)
 	if (status < 0 || w->draining || w->stopping)
 		return;
 	struct kp_dconn *dc = k_pool_get(&w->dconn_pool);
-	if (!dc)
+	if (!dc) {
+		reject_connection(server, w);
 		return;
+	}
 	memset(dc, 0, sizeof(*dc));
 	dc->w = w;
 	dc->lcfg = l->cfg;

@@ -27,17 +27,6 @@
 struct kp_worker;
 struct kp_stream;
 
-#define KP_MAX_IOV 24
-
-/* One direction's queued write: the iovecs and the chunk-size lines they
- * point at must outlive uv_write, so they live here. */
-struct kp_wq {
-	uv_write_t req;
-	uv_buf_t iov[KP_MAX_IOV];
-	char chunk_hdr[KP_MAX_IOV / 2][K_H1_CHUNK_HEADER_MAX];
-	unsigned busy : 1;
-};
-
 struct kp_dconn {
 	uv_tcp_t tcp;
 	uv_timer_t timer;
@@ -54,12 +43,18 @@ struct kp_dconn {
 	uint64_t conn_start_ns;
 	uint64_t timer_due_ns; /* when dc->timer fires; 0: not armed */
 	char remote[64], local[64];
-	struct kp_wq out; /* writes of local replies and 100-continue */
+	struct kp_wq out;	  /* response bytes (and local replies) */
+	uv_write_t cont_req;	  /* "100 Continue" */
+	uint64_t head_start_ns;	  /* first byte of a partial head */
+	uint64_t linger_start_ns; /* FIN sent */
+	uint8_t dispatching;	  /* dc_continue is on the stack */
+	uint8_t redispatch;	  /* ... and must run once more */
 	unsigned reading : 1;
 	unsigned closing : 1;	 /* uv_close issued */
 	unsigned lingering : 1;	 /* FIN sent, draining input before close */
 	unsigned want_close : 1; /* close once the current response is out */
 	unsigned peer_eof : 1;
+	unsigned cont_busy : 1;
 	uint8_t handles_open;
 };
 
@@ -81,8 +76,6 @@ struct kp_stream {
 	uint32_t down_head_len;
 	uint64_t route_deadline_ns; /* 0: none */
 	uint64_t start_ns;
-	struct kp_wq up_wq;   /* request bytes to upstream */
-	struct kp_wq down_wq; /* response bytes to downstream */
 	enum { KP_OUT_LENGTH, KP_OUT_CHUNKED, KP_OUT_RAW_CLOSE, KP_OUT_NONE } down_framing;
 	unsigned up_head_sent : 1;
 	unsigned req_done : 1;	     /* whole request body read from downstream */

@@ -1,6 +1,8 @@
 /* upstream.c — load balancing, per-worker connection pools, circuit
  * breakers. See upstream.h. */
+#include <errno.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "k_log.h"
 #include "stats.h"
@@ -97,7 +99,7 @@ static void uconn_freed(uv_handle_t *h)
 	k_pool_put(&cl->w->uconn_pool, u);
 }
 
-static void start_connect(struct kp_cluster_rt *cl, struct kp_host_rt *h, struct kp_stream *s);
+static void start_connect(struct kp_cluster_rt *cl, struct kp_host_rt *h, struct kp_pending *p);
 
 /* A connection slot freed up: the oldest waiting stream gets a new one. */
 static void serve_pending(struct kp_cluster_rt *cl)
@@ -107,8 +109,7 @@ static void serve_pending(struct kp_cluster_rt *cl)
 	struct kp_pending *p = k_list_first(&cl->pending, struct kp_pending, link);
 	k_list_del(&p->link);
 	cl->n_pending--;
-	struct kp_stream *s = p->stream;
-	start_connect(cl, pick_host(cl), s);
+	start_connect(cl, pick_host(cl), p);
 }
 
 static void uconn_close(struct kp_uconn *u)
@@ -120,6 +121,10 @@ static void uconn_close(struct kp_uconn *u)
 		u->host->n_active--;
 	u->state = KP_U_IDLE; /* uconn_freed counts two closes from here */
 	u->stream = NULL;
+	if (u->pending) {
+		u->pending->connecting = NULL;
+		u->pending = NULL;
+	}
 	cl->n_cx--;
 	kp_stat_dec(cl->w->stats, CL_STAT(cl, upstream_cx_active));
 	kp_stat_inc(cl->w->stats, CL_STAT(cl, upstream_cx_destroy));
@@ -132,7 +137,7 @@ static void connect_timeout_cb(uv_timer_t *t)
 {
 	struct kp_uconn *u = t->data;
 	struct kp_cluster_rt *cl = u->cl;
-	struct kp_stream *s = u->stream;
+	struct kp_stream *s = u->stream; /* NULL if the stream already left */
 	char detail[160];
 	snprintf(detail, sizeof(detail),
 		 "upstream connect timeout: %s did not accept within %llu ms (cluster %s)",
@@ -167,12 +172,23 @@ static void connect_cb(uv_connect_t *req, int status)
 	uv_tcp_nodelay(&u->tcp, 1);
 	u->state = KP_U_BUSY;
 	kp_uconn_set_reading(u, 1);
+	if (u->pending) {
+		u->pending->connecting = NULL;
+		u->pending = NULL;
+	}
+	if (!s) {
+		/* Its stream ended while we connected: keep the connection. */
+		u->requests--; /* release counts a request it never served */
+		kp_upstream_release(u, 1);
+		return;
+	}
 	kp_stream_upstream_ready(s, u);
 }
 
-static void start_connect(struct kp_cluster_rt *cl, struct kp_host_rt *h, struct kp_stream *s)
+static void start_connect(struct kp_cluster_rt *cl, struct kp_host_rt *h, struct kp_pending *p)
 {
 	struct kp_worker *w = cl->w;
+	struct kp_stream *s = p->stream;
 	struct kp_uconn *u = k_pool_get(&w->uconn_pool);
 	if (!u) {
 		kp_stream_upstream_failed(s, h->ep, KP_RF_UF, 503,
@@ -183,6 +199,8 @@ static void start_connect(struct kp_cluster_rt *cl, struct kp_host_rt *h, struct
 	u->cl = cl;
 	u->host = h;
 	u->stream = s;
+	u->pending = p;
+	p->connecting = u;
 	u->state = KP_U_CONNECTING;
 	k_list_init(&u->link);
 	uv_tcp_init(&w->loop, &u->tcp);
@@ -208,36 +226,72 @@ static void start_connect(struct kp_cluster_rt *cl, struct kp_host_rt *h, struct
 		uv_timer_start(&u->timer, connect_timeout_cb, cl->cfg->connect_timeout_ms, 0);
 }
 
+/* Take an idle connection to h (most recently used first: its TCP state is
+ * warmest) and give it to p's stream. */
+static int socket_quiet(struct kp_uconn *u);
+
+static int take_idle(struct kp_host_rt *h, struct kp_pending *p)
+{
+	struct kp_uconn *u = NULL;
+	while (!k_list_empty(&h->idle)) {
+		u = k_list_entry(h->idle.prev, struct kp_uconn, link);
+		k_list_del(&u->link);
+		/* Pooled in this same loop iteration: epoll has not had a
+		 * chance to report a FIN or stray bytes, so look. */
+		if (u->idle_iter != u->cl->w->iter || socket_quiet(u))
+			break;
+		kp_stat_inc(u->cl->w->stats, CL_STAT(u->cl, upstream_cx_destroy_remote));
+		uconn_close(u);
+		u = NULL;
+	}
+	if (!u)
+		return 0;
+	uv_timer_stop(&u->timer);
+	u->state = KP_U_BUSY;
+	u->stream = p->stream;
+	u->reused = 1;
+	h->n_active++;
+	kp_stream_upstream_ready(p->stream, u);
+	return 1;
+}
+
 void kp_upstream_acquire(struct kp_cluster_rt *cl, struct kp_pending *p)
 {
 	struct kp_stream *s = p->stream;
 	struct kp_worker *w = cl->w;
+	char detail[200];
 	if (cl->cfg->n_endpoints == 0) {
 		kp_stat_inc(w->stats, CL_STAT(cl, upstream_cx_none_healthy));
-		char detail[160];
 		snprintf(detail, sizeof(detail), "no healthy upstream: cluster %s has no endpoints",
 			 cl->cfg->name);
 		kp_stream_upstream_failed(s, NULL, KP_RF_UH, 503, detail);
 		return;
 	}
-	struct kp_host_rt *h = pick_host(cl);
-	if (!k_list_empty(&h->idle)) {
-		/* Most recently used first: its TCP state is warmest. */
-		struct kp_uconn *u = k_list_entry(h->idle.prev, struct kp_uconn, link);
-		k_list_del(&u->link);
-		uv_timer_stop(&u->timer);
-		u->state = KP_U_BUSY;
-		u->stream = s;
-		u->reused = 1;
-		h->n_active++;
-		kp_stream_upstream_ready(s, u);
-		return;
+	if (!p->counted) {
+		if (cl->n_rq_active >= cl->cfg->max_requests) {
+			kp_stat_inc(w->stats, CL_STAT(cl, upstream_rq_pending_overflow));
+			snprintf(detail, sizeof(detail),
+				 "upstream overflow: cluster %s has %u active requests (circuit "
+				 "breaker max_requests)",
+				 cl->cfg->name, cl->n_rq_active);
+			kp_stream_upstream_failed(s, NULL, KP_RF_UO, 503, detail);
+			return;
+		}
+		cl->n_rq_active++;
+		p->counted = 1;
 	}
+	struct kp_host_rt *h = pick_host(cl);
+	if (take_idle(h, p))
+		return;
 	if (cl->n_cx >= cl->cfg->max_connections) {
+		/* At the limit, an idle connection to another host beats
+		 * waiting for a busy one to finish. */
+		for (uint32_t i = 0; i < cl->cfg->n_endpoints; i++)
+			if (take_idle(&cl->hosts[i], p))
+				return;
 		kp_stat_inc(w->stats, CL_STAT(cl, upstream_cx_overflow));
 		if (cl->n_pending >= cl->cfg->max_pending_requests) {
 			kp_stat_inc(w->stats, CL_STAT(cl, upstream_rq_pending_overflow));
-			char detail[160];
 			snprintf(detail, sizeof(detail),
 				 "upstream overflow: cluster %s has %u connections and %u pending "
 				 "requests (circuit breaker limits)",
@@ -249,14 +303,28 @@ void kp_upstream_acquire(struct kp_cluster_rt *cl, struct kp_pending *p)
 		cl->n_pending++;
 		return;
 	}
-	start_connect(cl, h, s);
+	start_connect(cl, h, p);
 }
 
-void kp_upstream_cancel(struct kp_cluster_rt *cl, struct kp_pending *p)
+void kp_upstream_done(struct kp_cluster_rt *cl, struct kp_pending *p)
 {
 	if (k_list_linked(&p->link)) {
 		k_list_del(&p->link);
 		cl->n_pending--;
+	}
+	if (p->connecting) {
+		struct kp_uconn *u = p->connecting;
+		u->stream = NULL;
+		u->pending = NULL;
+		p->connecting = NULL;
+		/* Normally connect_cb pools it; a stopping worker closes it so
+		 * the loop can end without waiting for the connect. */
+		if (cl->w->stopping)
+			uconn_close(u);
+	}
+	if (p->counted) {
+		cl->n_rq_active--;
+		p->counted = 0;
 	}
 }
 
@@ -268,7 +336,7 @@ static void u_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 		return;
 	}
 	/* Idle: any byte is an error, so don't spend a pooled buffer on it. */
-	static char sink[64];
+	static __thread char sink[64];
 	buf->base = sink;
 	buf->len = sizeof(sink);
 }
@@ -310,6 +378,18 @@ static void idle_timeout_cb(uv_timer_t *t)
 	uconn_close(u);
 }
 
+/* Nothing unread on the socket: no FIN, no bytes the server sent after its
+ * response. */
+static int socket_quiet(struct kp_uconn *u)
+{
+	uv_os_fd_t fd;
+	char c;
+	if (uv_fileno((uv_handle_t *)&u->tcp, &fd) != 0)
+		return 0;
+	ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 void kp_upstream_release(struct kp_uconn *u, int reusable)
 {
 	struct kp_cluster_rt *cl = u->cl;
@@ -321,6 +401,16 @@ void kp_upstream_release(struct kp_uconn *u, int reusable)
 		reusable = 0;
 	if (!reusable) {
 		kp_stat_inc(w->stats, CL_STAT(cl, upstream_cx_destroy_local));
+		uconn_close(u);
+		return;
+	}
+	/* Reads were paused (backpressure) or the connection goes straight to
+	 * a waiting request: libuv could not have told us about a FIN or
+	 * stray bytes, so look before reuse. */
+	if (reusable && (!u->reading || !k_list_empty(&cl->pending)) && !socket_quiet(u))
+		reusable = 0;
+	if (!reusable) {
+		kp_stat_inc(w->stats, CL_STAT(cl, upstream_cx_destroy_remote));
 		uconn_close(u);
 		return;
 	}
@@ -337,10 +427,12 @@ void kp_upstream_release(struct kp_uconn *u, int reusable)
 		u->stream = s;
 		u->reused = 1;
 		u->host->n_active++;
+		kp_uconn_set_reading(u, 1);
 		kp_stream_upstream_ready(s, u);
 		return;
 	}
 	u->state = KP_U_IDLE;
+	u->idle_iter = w->iter;
 	k_list_add_tail(&u->host->idle, &u->link);
 	kp_uconn_set_reading(u, 1); /* watches for the server closing it */
 	if (cl->cfg->idle_timeout_ms)

@@ -38,6 +38,8 @@ struct kp_cluster_rt {
 struct kp_pending {
 	struct k_list link;
 	struct kp_stream *stream;
+	struct kp_uconn *connecting; /* a connection being made for it */
+	unsigned counted : 1;	     /* holds one of the cluster's max_requests */
 };
 
 enum kp_uconn_state { KP_U_CONNECTING, KP_U_IDLE, KP_U_BUSY, KP_U_CLOSING };
@@ -52,7 +54,10 @@ struct kp_uconn {
 	enum kp_uconn_state state;
 	struct kp_stream *stream; /* owner while CONNECTING/BUSY */
 	struct kp_rbuf in;
-	uint32_t requests; /* served on this connection */
+	struct kp_wq out;	    /* request bytes */
+	struct kp_pending *pending; /* while CONNECTING for a stream */
+	uint32_t requests;	    /* served on this connection */
+	uint64_t idle_iter;	    /* worker loop iteration it was pooled in */
 	unsigned reused : 1;
 	unsigned reading : 1; /* uv_read_start is in effect */
 };
@@ -83,8 +88,10 @@ void kp_cluster_rt_close(struct kp_cluster_rt *cl);
  * answer, which comes through kp_stream_upstream_ready or _failed, possibly
  * before this returns. */
 void kp_upstream_acquire(struct kp_cluster_rt *cl, struct kp_pending *p);
-/* Withdraw a pending acquire (stream ended while waiting). */
-void kp_upstream_cancel(struct kp_cluster_rt *cl, struct kp_pending *p);
+/* The stream is done with the cluster: leave the wait queue, let a
+ * connection being made for it go to the pool, give back its max_requests
+ * slot. Idempotent; call once the connection (if any) was released. */
+void kp_upstream_done(struct kp_cluster_rt *cl, struct kp_pending *p);
 /* Give the connection back. reusable: the exchange finished cleanly on a
  * keep-alive connection; otherwise it is closed. The stream must not touch
  * u afterwards. */

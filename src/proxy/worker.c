@@ -113,6 +113,12 @@ const uint64_t *kp_worker_stats(const struct kp_worker *w)
 	return w->stats;
 }
 
+static void prepare_cb(uv_prepare_t *p)
+{
+	struct kp_worker *w = p->data;
+	w->iter++;
+}
+
 static void tick_cb(uv_timer_t *t)
 {
 	log_flush_all(t->data);
@@ -143,6 +149,7 @@ static void async_cb(uv_async_t *a)
 			kp_cluster_rt_close(&w->clusters[i]);
 		log_flush_all(w);
 		uv_close((uv_handle_t *)&w->tick, NULL);
+		uv_close((uv_handle_t *)&w->prepare, NULL);
 		uv_close((uv_handle_t *)&w->async, NULL);
 	}
 }
@@ -204,6 +211,9 @@ int kp_worker_start(struct kp_server *srv, uint32_t id, struct kp_config *cfg,
 	}
 	uv_async_init(&w->loop, &w->async, async_cb);
 	w->async.data = w;
+	uv_prepare_init(&w->loop, &w->prepare);
+	w->prepare.data = w;
+	uv_prepare_start(&w->prepare, prepare_cb);
 	uv_timer_init(&w->loop, &w->tick);
 	w->tick.data = w;
 	uv_timer_start(&w->tick, tick_cb, 1000, 1000);

@@ -57,8 +57,10 @@ struct kp_worker {
 	uv_loop_t loop;
 	uv_thread_t thread;
 	uv_async_t async;
-	uv_timer_t tick; /* 1 s: flush access logs, lazy timers */
-	int cmd;	 /* pending command, atomic: KP_CMD_* bits */
+	uv_timer_t tick;      /* 1 s: flush access logs, lazy timers */
+	uv_prepare_t prepare; /* counts loop iterations */
+	uint64_t iter;
+	int cmd; /* pending command, atomic: KP_CMD_* bits */
 	struct kp_config *cfg;
 	uint64_t *stats;
 	struct kp_listen *listens;
@@ -71,6 +73,8 @@ struct kp_worker {
 	uint64_t n_streams;
 	struct k_h1_header *hdr_scratch; /* parse space: max max_headers of any listener */
 	uint32_t hdr_scratch_cap;
+	uv_tcp_t reject; /* accepts and drops connections when out of memory */
+	int reject_busy;
 	int draining;
 	int stopping;
 	uint64_t rng[2];	   /* request ids; per-worker, no locking */

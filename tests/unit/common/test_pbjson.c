@@ -475,6 +475,15 @@ static void test_errors(void)
 
 	expect_err(BOOTSTRAP, "node: {id: \"caf\xc3\xa9\"}\nadmin: {x: \"\xff\"}\n",
 		   "x.yaml:2: invalid UTF-8 (byte 0xff at offset 32)");
+	/* YAML's forbidden characters; libfyaml would trip over a NUL */
+	ProtobufCMessage *nul = (ProtobufCMessage *)1;
+	K_CHECK_INT_EQ(k_pbjson_decode("node:\n  id: a\0b\n", 15, "x.yaml", BOOTSTRAP, &nul, errbuf,
+				       sizeof(errbuf)),
+		       K_EINVAL);
+	K_CHECK(nul == NULL);
+	K_CHECK_STR_EQ(errbuf, "x.yaml:2: character U+0000 (offset 13) is not allowed in YAML");
+	expect_err(BOOTSTRAP, "node: {id: \"\xc2\x9b\"}\n",
+		   "x.yaml:1: character U+009B (offset 12) is not allowed in YAML");
 	expect_err(BOOTSTRAP, "node: &n {id: a}\nadmin: *n/id\n",
 		   "x.yaml:2: alias \"*n/id\": alias paths are not supported");
 
@@ -791,6 +800,21 @@ static void test_encoder(void)
 			  "\"18446744073709551615\"}}");
 	free(j);
 
+	/* characters YAML readers refuse or fold travel escaped, both ways */
+	Envoy__Config__Core__V3__Node *en =
+		(Envoy__Config__Core__V3__Node *)dec(&envoy__config__core__v3__node__descriptor,
+						     "{\"id\": \"a\\u0085b\\u2028c\\ufffe\"}");
+	K_CHECK(en != NULL);
+	if (en) {
+		K_CHECK_STR_EQ(en->id, "a\xc2\x85"
+				       "b\xe2\x80\xa8"
+				       "c\xef\xbf\xbe");
+		j = k_pbjson_encode(&en->base, 0);
+		K_CHECK_STR_EQ(j, "{\"id\":\"a\\u0085b\\u2028c\\ufffe\"}");
+		free(j);
+		check_roundtrip(&en->base);
+		protobuf_c_message_free_unpacked(&en->base, NULL);
+	}
 	/* pretty printing */
 	Envoy__Config__Core__V3__Node n2 = ENVOY__CONFIG__CORE__V3__NODE__INIT;
 	n2.id = "a";
