@@ -103,11 +103,9 @@ static inline int lit_ieq(const unsigned char *s, const char *lit, size_t n)
 /* First index in [i, n) whose byte lacks class bit `c`. Four bytes per
  * test: names and hosts are short runs whose end a per-byte loop keeps
  * mispredicting. */
-static inline size_t scan_class(const unsigned char *b, size_t i, size_t n,
-				uint8_t c)
+static inline size_t scan_class(const unsigned char *b, size_t i, size_t n, uint8_t c)
 {
-	while (n - i >= 4 &&
-	       (cls[b[i]] & cls[b[i + 1]] & cls[b[i + 2]] & cls[b[i + 3]] & c))
+	while (n - i >= 4 && (cls[b[i]] & cls[b[i + 1]] & cls[b[i + 2]] & cls[b[i + 3]] & c))
 		i += 4;
 	while (i < n && (cls[b[i]] & c))
 		i++;
@@ -123,12 +121,10 @@ static inline size_t scan_field(const unsigned char *b, size_t i, size_t n)
 	const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
 	const __m128i neg = _mm_set1_epi8(-1);
 	while (n - i >= 16) {
-		__m128i v =
-			_mm_loadu_si128((const __m128i *)(const void *)(b + i));
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
 		/* signed compares: obs-text (>= 0x80) is negative, so it is
 		 * excluded from "< 0x20" by the "> -1" term */
-		__m128i ctl = _mm_and_si128(_mm_cmplt_epi8(v, sp),
-					    _mm_cmpgt_epi8(v, neg));
+		__m128i ctl = _mm_and_si128(_mm_cmplt_epi8(v, sp), _mm_cmpgt_epi8(v, neg));
 		__m128i bad = _mm_or_si128(ctl, _mm_cmpeq_epi8(v, del));
 		unsigned m = (unsigned)_mm_movemask_epi8(bad);
 		if (K_LIKELY(m == 0)) {
@@ -151,10 +147,8 @@ static inline size_t scan_target(const unsigned char *b, size_t i, size_t n)
 	const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
 	const __m128i hash = _mm_set1_epi8('#');
 	while (n - i >= 16) {
-		__m128i v =
-			_mm_loadu_si128((const __m128i *)(const void *)(b + i));
-		__m128i ok = _mm_and_si128(_mm_cmpgt_epi8(v, sp),
-					   _mm_cmplt_epi8(v, del));
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+		__m128i ok = _mm_and_si128(_mm_cmpgt_epi8(v, sp), _mm_cmplt_epi8(v, del));
 		ok = _mm_andnot_si128(_mm_cmpeq_epi8(v, hash), ok);
 		unsigned m = ~(unsigned)_mm_movemask_epi8(ok) & 0xffffu;
 		if (m)
@@ -168,8 +162,7 @@ static inline size_t scan_target(const unsigned char *b, size_t i, size_t n)
 /* Next element of a comma-separated list s[0..n), OWS trimmed, in
  * [*a, *z). *i is the cursor (0 to start). Empty elements are returned
  * too, so that callers can be strict about them. */
-static int list_next(const unsigned char *s, size_t n, size_t *i, size_t *a,
-		     size_t *z)
+static int list_next(const unsigned char *s, size_t n, size_t *i, size_t *a, size_t *z)
 {
 	size_t p = *i, e;
 	const unsigned char *c;
@@ -196,8 +189,7 @@ static int all_tchar(const unsigned char *s, size_t n)
 	return 1;
 }
 
-static int list_has(const unsigned char *s, size_t n, const char *lit,
-		    size_t litlen)
+static int list_has(const unsigned char *s, size_t n, const char *lit, size_t litlen)
 {
 	size_t i = 0, a, z;
 
@@ -219,9 +211,7 @@ static int authority_ok(const unsigned char *s, size_t n, int need_port)
 		return 0;
 	if (s[0] == '[') {
 		/* IP-literal: IPv6 hex, ':' and embedded IPv4 dots */
-		for (i = 1; i < n &&
-			    ((cls[s[i]] & C_HEX) || s[i] == ':' || s[i] == '.');
-		     i++)
+		for (i = 1; i < n && ((cls[s[i]] & C_HEX) || s[i] == ':' || s[i] == '.'); i++)
 			;
 		if (i == 1 || i >= n || s[i] != ']')
 			return 0;
@@ -232,8 +222,7 @@ static int authority_ok(const unsigned char *s, size_t n, int need_port)
 			if (i >= n || s[i] != '%')
 				break;
 			/* pct-encoded */
-			if (n - i < 3 || !(cls[s[i + 1]] & C_HEX) ||
-			    !(cls[s[i + 2]] & C_HEX))
+			if (n - i < 3 || !(cls[s[i + 1]] & C_HEX) || !(cls[s[i + 2]] & C_HEX))
 				return 0;
 			i += 3;
 		}
@@ -277,8 +266,7 @@ static int parse_version(const unsigned char *s, size_t n, int *minor)
 	static const char pat[] = "HTTP/0.0"; /* '0' stands for a digit */
 	size_t k = n < 8 ? n : 8;
 
-	if (K_LIKELY(n >= 8 && memcmp(s, "HTTP/1.", 7) == 0 &&
-		     (s[7] == '1' || s[7] == '0'))) {
+	if (K_LIKELY(n >= 8 && memcmp(s, "HTTP/1.", 7) == 0 && (s[7] == '1' || s[7] == '0'))) {
 		*minor = s[7] - '0';
 		return 1;
 	}
@@ -311,19 +299,10 @@ static inline int classify(const unsigned char *s, size_t n)
 	case 2: return c == 't' && lower(s[1]) == 'e' ? H_TEHDR : H_OTHER;
 	case 4: return c == 'h' && lit_ieq(s, "host", 4) ? H_HOST : H_OTHER;
 	case 6: return c == 'e' && lit_ieq(s, "expect", 6) ? H_EXPECT : H_OTHER;
-	case 7:
-		return c == 'u' && lit_ieq(s, "upgrade", 7) ? H_UPGRADE
-							    : H_OTHER;
-	case 10:
-		return c == 'c' && lit_ieq(s, "connection", 10) ? H_CONN
-								: H_OTHER;
-	case 14:
-		return c == 'c' && lit_ieq(s, "content-length", 14) ? H_CL
-								    : H_OTHER;
-	case 17:
-		return c == 't' && lit_ieq(s, "transfer-encoding", 17)
-			       ? H_TE
-			       : H_OTHER;
+	case 7: return c == 'u' && lit_ieq(s, "upgrade", 7) ? H_UPGRADE : H_OTHER;
+	case 10: return c == 'c' && lit_ieq(s, "connection", 10) ? H_CONN : H_OTHER;
+	case 14: return c == 'c' && lit_ieq(s, "content-length", 14) ? H_CL : H_OTHER;
+	case 17: return c == 't' && lit_ieq(s, "transfer-encoding", 17) ? H_TE : H_OTHER;
 	}
 	return H_OTHER;
 }
@@ -378,8 +357,8 @@ static void conn_scan(const unsigned char *s, size_t n, struct conn_state *c)
 	}
 }
 
-static int h1_fail(struct k_h1_error *err, int resp, int rc, int status,
-		   const char *reason, size_t off)
+static int h1_fail(struct k_h1_error *err, int resp, int rc, int status, const char *reason,
+		   size_t off)
 {
 	/* a bad upstream response is always the proxy's 502 to its client */
 	err->status = resp ? 502 : status;
@@ -388,7 +367,7 @@ static int h1_fail(struct k_h1_error *err, int resp, int rc, int status,
 	return rc;
 }
 
-#define FAIL(rc, status, reason, off)                                          \
+#define FAIL(rc, status, reason, off)                                                              \
 	return h1_fail(err, resp, (rc), (status), (reason), (size_t)(off))
 #define BAD(reason, off) FAIL(K_EINVAL, 400, (reason), (off))
 
@@ -399,14 +378,13 @@ static const char *odd_byte(unsigned char c, const char *dflt)
 	return c == '\n' ? "bare LF" : dflt;
 }
 
-static int target_form(const unsigned char *b, size_t t0, size_t t1,
-		       struct k_h1_msg *msg, struct k_h1_error *err)
+static int target_form(const unsigned char *b, size_t t0, size_t t1, struct k_h1_msg *msg,
+		       struct k_h1_error *err)
 {
 	const int resp = 0;
 	const unsigned char *t = b + t0;
 	size_t n = t1 - t0, i, a;
-	int connect = msg->method.len == 7 &&
-		      memcmp(msg->method.p, "CONNECT", 7) == 0;
+	int connect = msg->method.len == 7 && memcmp(msg->method.p, "CONNECT", 7) == 0;
 
 	msg->target = (struct k_str){(const char *)t, n};
 	if (connect) {
@@ -425,8 +403,7 @@ static int target_form(const unsigned char *b, size_t t0, size_t t1,
 		return 0;
 	}
 	if (n == 1 && t[0] == '*') {
-		if (!(msg->method.len == 7 &&
-		      memcmp(msg->method.p, "OPTIONS", 7) == 0))
+		if (!(msg->method.len == 7 && memcmp(msg->method.p, "OPTIONS", 7) == 0))
 			BAD("asterisk-form target requires OPTIONS", t0);
 		msg->target_form = K_H1_TARGET_ASTERISK;
 		msg->path = msg->target;
@@ -440,8 +417,7 @@ static int target_form(const unsigned char *b, size_t t0, size_t t1,
 	if (i == 0 || (unsigned)lower(t[0]) - 'a' >= 26u || n - i < 3 ||
 	    memcmp(t + i, "://", 3) != 0)
 		BAD("invalid request target", t0);
-	if (!((i == 4 && lit_ieq(t, "http", 4)) ||
-	      (i == 5 && lit_ieq(t, "https", 5))))
+	if (!((i == 4 && lit_ieq(t, "http", 4)) || (i == 5 && lit_ieq(t, "https", 5))))
 		BAD("unsupported URI scheme in request target", t0);
 	a = i + 3;
 	for (i = a; i < n && t[i] != '/' && t[i] != '?'; i++)
@@ -455,9 +431,8 @@ static int target_form(const unsigned char *b, size_t t0, size_t t1,
 }
 
 static int parse_head(const unsigned char *b, size_t len, size_t prev_len,
-		      const struct k_h1_limits *lim, int resp,
-		      unsigned req_flags, struct k_h1_msg *msg,
-		      struct k_h1_header *hdrs, uint32_t hdrs_cap,
+		      const struct k_h1_limits *lim, int resp, unsigned req_flags,
+		      struct k_h1_msg *msg, struct k_h1_header *hdrs, uint32_t hdrs_cap,
 		      struct k_h1_error *err)
 {
 	size_t max_head = K_H1_DEFAULT_MAX_HEAD_BYTES;
@@ -498,8 +473,8 @@ static int parse_head(const unsigned char *b, size_t len, size_t prev_len,
 				continue;
 			if (c == '\r' && (i + 1 >= len || b[i + 1] == '\n'))
 				continue;
-			if (c == '\n' && i >= 3 && b[i - 1] == '\r' &&
-			    b[i - 2] == '\n' && b[i - 3] == '\r')
+			if (c == '\n' && i >= 3 && b[i - 1] == '\r' && b[i - 2] == '\n' &&
+			    b[i - 3] == '\r')
 				break; /* CRLFCRLF: complete */
 			if (c == '\n' && i >= 1 && b[i - 1] == '\r')
 				continue;
@@ -555,10 +530,9 @@ static int parse_head(const unsigned char *b, size_t len, size_t prev_len,
 		if (p >= win)
 			goto more_line;
 		if (b[p] != ' ' || p == t0)
-			BAD(b[p] == '#' ? "fragment in request target"
-			    : b[p] == '\r'
-				    ? "missing HTTP version"
-				    : odd_byte(b[p], "invalid request target"),
+			BAD(b[p] == '#'	   ? "fragment in request target"
+			    : b[p] == '\r' ? "missing HTTP version"
+					   : odd_byte(b[p], "invalid request target"),
 			    p);
 		t1 = p++;
 		rc = parse_version(b + p, win - p, &minor);
@@ -612,8 +586,8 @@ static int parse_head(const unsigned char *b, size_t len, size_t prev_len,
 				goto more_line;
 		}
 		if (b[p] != '\r')
-			BAD(odd_byte(b[p], m0 == p ? "invalid status line"
-						   : "invalid reason phrase"),
+			BAD(odd_byte(b[p],
+				     m0 == p ? "invalid status line" : "invalid reason phrase"),
 			    p);
 		if (p + 1 >= win)
 			goto more_line;
@@ -645,8 +619,7 @@ static int parse_head(const unsigned char *b, size_t len, size_t prev_len,
 			goto more;
 		if (K_UNLIKELY(b[p] != ':' || p == n0)) {
 			if (p == n0 && is_ows(b[p]))
-				BAD(n ? "obsolete line folding"
-				      : "whitespace before first field",
+				BAD(n ? "obsolete line folding" : "whitespace before first field",
 				    p);
 			if (p == n0 && b[p] == ':')
 				BAD("empty field name", p);
@@ -659,8 +632,7 @@ static int parse_head(const unsigned char *b, size_t len, size_t prev_len,
 				if (b[q] == ':')
 					BAD("whitespace before colon", p);
 			}
-			BAD(odd_byte(b[p], "invalid character in field name"),
-			    p);
+			BAD(odd_byte(b[p], "invalid character in field name"), p);
 		}
 		v1 = p - n0; /* name length */
 		p++;
@@ -671,8 +643,7 @@ static int parse_head(const unsigned char *b, size_t len, size_t prev_len,
 		if (p >= win)
 			goto more;
 		if (b[p] != '\r')
-			BAD(odd_byte(b[p], "invalid character in field value"),
-			    p);
+			BAD(odd_byte(b[p], "invalid character in field value"), p);
 		if (p + 1 >= win)
 			goto more;
 		if (b[p + 1] != '\n')
@@ -714,8 +685,7 @@ static int parse_head(const unsigned char *b, size_t len, size_t prev_len,
 			break;
 		case H_CONN: conn_scan(b + v0, v1 - v0, &conn); break;
 		case H_EXPECT:
-			if (v1 - v0 == 12 &&
-			    lit_ieq(b + v0, "100-continue", 12))
+			if (v1 - v0 == 12 && lit_ieq(b + v0, "100-continue", 12))
 				exp_cont = 1;
 			else
 				exp_other = 1;
@@ -741,8 +711,7 @@ static int parse_head(const unsigned char *b, size_t len, size_t prev_len,
 				 : "Transfer-Encoding in HTTP/1.0 request",
 			    te_off);
 		if (cl_seen)
-			BAD("Content-Length with Transfer-Encoding",
-			    K_MAX(te_off, cl_off));
+			BAD("Content-Length with Transfer-Encoding", K_MAX(te_off, cl_off));
 	}
 	if (!resp && minor == 1 && msg->host_idx < 0)
 		BAD("missing Host header", p);
@@ -750,8 +719,7 @@ static int parse_head(const unsigned char *b, size_t len, size_t prev_len,
 		/* §6.3 items 1 and 2: these responses never have content,
 		 * whatever their fields say */
 		int st = msg->status;
-		no_body = st < 200 || st == 204 || st == 304 ||
-			  (req_flags & K_H1_REQ_HEAD) ||
+		no_body = st < 200 || st == 204 || st == 304 || (req_flags & K_H1_REQ_HEAD) ||
 			  ((req_flags & K_H1_REQ_CONNECT) && st < 300);
 	}
 	msg->content_length = cl;
@@ -765,8 +733,7 @@ static int parse_head(const unsigned char *b, size_t len, size_t prev_len,
 		if (te.nchunked && !te.last_chunked)
 			BAD("chunked is not the final transfer coding", te_off);
 		if (te.other)
-			FAIL(K_ENOTSUP, 501, "unsupported transfer coding",
-			     te_off);
+			FAIL(K_ENOTSUP, 501, "unsupported transfer coding", te_off);
 		msg->body = K_H1_BODY_CHUNKED;
 	} else if (cl) {
 		msg->body = K_H1_BODY_LENGTH;
@@ -777,16 +744,13 @@ static int parse_head(const unsigned char *b, size_t len, size_t prev_len,
 		/* RFC 9110 §9.3.6: CONNECT has no content; bytes after the
 		 * head are the tunnel, so a framed body would be read two
 		 * ways */
-		if (msg->target_form == K_H1_TARGET_AUTHORITY &&
-		    msg->body != K_H1_BODY_NONE)
-			BAD("CONNECT request with content",
-			    te.seen ? te_off : cl_off);
+		if (msg->target_form == K_H1_TARGET_AUTHORITY && msg->body != K_H1_BODY_NONE)
+			BAD("CONNECT request with content", te.seen ? te_off : cl_off);
 		msg->expect_continue = minor == 1 && exp_cont;
 		msg->expect_other = minor == 1 && exp_other;
 		msg->has_te_trailers = te_trailers;
 	}
-	msg->keep_alive =
-		minor ? !conn.close : (conn.keep_alive && !conn.close);
+	msg->keep_alive = minor ? !conn.close : (conn.keep_alive && !conn.close);
 	if (msg->body == K_H1_BODY_CLOSE)
 		msg->keep_alive = 0;
 	msg->upgrade = conn.upgrade && upgrade_hdr;
@@ -795,32 +759,27 @@ static int parse_head(const unsigned char *b, size_t len, size_t prev_len,
 more_line:
 	if (len < max_head)
 		return K_EAGAIN;
-	FAIL(K_ELIMIT, 431,
-	     resp ? "status line too long" : "request line too long", max_head);
+	FAIL(K_ELIMIT, 431, resp ? "status line too long" : "request line too long", max_head);
 more:
 	if (len < max_head)
 		return K_EAGAIN;
-	FAIL(K_ELIMIT, 431,
-	     resp ? "response head too large" : "request head too large",
-	     max_head);
+	FAIL(K_ELIMIT, 431, resp ? "response head too large" : "request head too large", max_head);
 }
 
-int k_h1_parse_request(const char *buf, size_t len, size_t prev_len,
-		       const struct k_h1_limits *lim, struct k_h1_msg *msg,
-		       struct k_h1_header *hdrs, uint32_t hdrs_cap,
+int k_h1_parse_request(const char *buf, size_t len, size_t prev_len, const struct k_h1_limits *lim,
+		       struct k_h1_msg *msg, struct k_h1_header *hdrs, uint32_t hdrs_cap,
 		       struct k_h1_error *err)
 {
-	return parse_head((const unsigned char *)buf, len, prev_len, lim, 0, 0,
-			  msg, hdrs, hdrs_cap, err);
+	return parse_head((const unsigned char *)buf, len, prev_len, lim, 0, 0, msg, hdrs, hdrs_cap,
+			  err);
 }
 
-int k_h1_parse_response(const char *buf, size_t len, size_t prev_len,
-			const struct k_h1_limits *lim, unsigned req_flags,
-			struct k_h1_msg *msg, struct k_h1_header *hdrs,
+int k_h1_parse_response(const char *buf, size_t len, size_t prev_len, const struct k_h1_limits *lim,
+			unsigned req_flags, struct k_h1_msg *msg, struct k_h1_header *hdrs,
 			uint32_t hdrs_cap, struct k_h1_error *err)
 {
-	return parse_head((const unsigned char *)buf, len, prev_len, lim, 1,
-			  req_flags, msg, hdrs, hdrs_cap, err);
+	return parse_head((const unsigned char *)buf, len, prev_len, lim, 1, req_flags, msg, hdrs,
+			  hdrs_cap, err);
 }
 
 int k_h1_connection_has(const struct k_h1_msg *msg, struct k_str token)
@@ -831,8 +790,7 @@ int k_h1_connection_has(const struct k_h1_msg *msg, struct k_str token)
 		size_t c = 0, a, z;
 
 		if (h->name.len != 10 ||
-		    !lit_ieq((const unsigned char *)h->name.p, "connection",
-			     10))
+		    !lit_ieq((const unsigned char *)h->name.p, "connection", 10))
 			continue;
 		while (list_next(v, h->value.len, &c, &a, &z)) {
 			struct k_str e = {(const char *)v + a, z - a};
@@ -878,41 +836,37 @@ void k_h1_body_init(struct k_h1_body_dec *d, const struct k_h1_msg *msg,
 {
 	memset(d, 0, sizeof(*d));
 	d->kind = msg->body;
-	d->lim.max_head_bytes = lim && lim->max_head_bytes
-					? lim->max_head_bytes
-					: K_H1_DEFAULT_MAX_HEAD_BYTES;
-	d->lim.max_headers = lim && lim->max_headers ? lim->max_headers
-						     : K_H1_DEFAULT_MAX_HEADERS;
+	d->lim.max_head_bytes =
+		lim && lim->max_head_bytes ? lim->max_head_bytes : K_H1_DEFAULT_MAX_HEAD_BYTES;
+	d->lim.max_headers = lim && lim->max_headers ? lim->max_headers : K_H1_DEFAULT_MAX_HEADERS;
 	d->response = msg->status != 0;
 	d->state = CS_SIZE0;
 	if (d->kind == K_H1_BODY_LENGTH)
 		d->remaining = msg->content_length;
-	if (d->kind == K_H1_BODY_NONE ||
-	    (d->kind == K_H1_BODY_LENGTH && d->remaining == 0)) {
+	if (d->kind == K_H1_BODY_NONE || (d->kind == K_H1_BODY_LENGTH && d->remaining == 0)) {
 		d->done = 1;
 		d->state = CS_DONE;
 	}
 }
 
-static int body_fail(struct k_h1_body_dec *d, struct k_h1_error *err, int rc,
-		     int status, const char *reason, size_t off)
+static int body_fail(struct k_h1_body_dec *d, struct k_h1_error *err, int rc, int status,
+		     const char *reason, size_t off)
 {
 	d->failed = 1;
 	return h1_fail(err, d->response, rc, status, reason, off);
 }
 
-#define DFAIL_AS(rc_, status_, reason_)                                        \
-	do {                                                                   \
-		frc = (rc_);                                                   \
-		fstatus = (status_);                                           \
-		freason = (reason_);                                           \
-		goto fail;                                                     \
+#define DFAIL_AS(rc_, status_, reason_)                                                            \
+	do {                                                                                       \
+		frc = (rc_);                                                                       \
+		fstatus = (status_);                                                               \
+		freason = (reason_);                                                               \
+		goto fail;                                                                         \
 	} while (0)
 #define DFAIL(reason) DFAIL_AS(K_EINVAL, 400, (reason))
 
-static int chunked_decode(struct k_h1_body_dec *d, const unsigned char *s,
-			  size_t len, struct k_str *data,
-			  struct k_h1_error *err)
+static int chunked_decode(struct k_h1_body_dec *d, const unsigned char *s, size_t len,
+			  struct k_str *data, struct k_h1_error *err)
 {
 	size_t i = 0, at = 0;
 	int got = 0, frc, fstatus;
@@ -949,8 +903,7 @@ static int chunked_decode(struct k_h1_body_dec *d, const unsigned char *s,
 		sv_digits = d->size_digits;
 		if (st <= CS_SIZE_LF && ++d->line_len > K_H1_MAX_CHUNK_LINE)
 			DFAIL_AS(K_ELIMIT, 400, "chunk size line too long");
-		if (st >= CS_TR_START &&
-		    ++d->trailer_bytes > d->lim.max_head_bytes)
+		if (st >= CS_TR_START && ++d->trailer_bytes > d->lim.max_head_bytes)
 			DFAIL_AS(K_ELIMIT, 431, "trailer section too large");
 		i++;
 		switch (st) {
@@ -960,8 +913,7 @@ static int chunked_decode(struct k_h1_body_dec *d, const unsigned char *s,
 				if (++d->size_digits > 16)
 					DFAIL("chunk size too large");
 				d->size_acc = (d->size_acc << 4) |
-					      (uint64_t)((c & 0xf) +
-							 (c > '9' ? 9 : 0));
+					      (uint64_t)((c & 0xf) + (c > '9' ? 9 : 0));
 				d->state = CS_SIZE;
 			} else if (st == CS_SIZE0) {
 				DFAIL("invalid chunk size");
@@ -992,8 +944,7 @@ static int chunked_decode(struct k_h1_body_dec *d, const unsigned char *s,
 			if (is_ows(c))
 				break;
 			if (cls[c] & C_TCHAR)
-				d->state = st == CS_EXT_PRE ? CS_EXT_NAME
-							    : CS_EXT_TOKEN;
+				d->state = st == CS_EXT_PRE ? CS_EXT_NAME : CS_EXT_TOKEN;
 			else if (c == '"' && st == CS_EXT_VAL_PRE)
 				d->state = CS_EXT_QUOTED;
 			else
@@ -1010,8 +961,7 @@ static int chunked_decode(struct k_h1_body_dec *d, const unsigned char *s,
 			else if (c == '=' && st == CS_EXT_NAME)
 				d->state = CS_EXT_VAL_PRE;
 			else if (is_ows(c))
-				d->state = st == CS_EXT_NAME ? CS_EXT_NAME_WS
-							     : CS_EXT_VAL_WS;
+				d->state = st == CS_EXT_NAME ? CS_EXT_NAME_WS : CS_EXT_VAL_WS;
 			else
 				DFAIL(odd_byte(c, "invalid chunk extension"));
 			break;
@@ -1067,8 +1017,7 @@ static int chunked_decode(struct k_h1_body_dec *d, const unsigned char *s,
 				d->state = CS_TR_END_LF;
 			} else if (cls[c] & C_TCHAR) {
 				if (d->ntrailers >= d->lim.max_headers)
-					DFAIL_AS(K_ELIMIT, 431,
-						 "too many trailer fields");
+					DFAIL_AS(K_ELIMIT, 431, "too many trailer fields");
 				d->state = CS_TR_NAME;
 			} else if (is_ows(c)) {
 				DFAIL(d->ntrailers ? "obsolete line folding"
@@ -1077,8 +1026,7 @@ static int chunked_decode(struct k_h1_body_dec *d, const unsigned char *s,
 			} else if (c == ':') {
 				DFAIL("empty field name");
 			} else {
-				DFAIL(odd_byte(
-					c, "invalid character in field name"));
+				DFAIL(odd_byte(c, "invalid character in field name"));
 			}
 			break;
 		case CS_TR_NAME:
@@ -1089,8 +1037,7 @@ static int chunked_decode(struct k_h1_body_dec *d, const unsigned char *s,
 			else if (is_ows(c))
 				DFAIL("whitespace before colon");
 			else
-				DFAIL(odd_byte(
-					c, "invalid character in field name"));
+				DFAIL(odd_byte(c, "invalid character in field name"));
 			break;
 		case CS_TR_OWS:
 		case CS_TR_VALUE:
@@ -1099,8 +1046,7 @@ static int chunked_decode(struct k_h1_body_dec *d, const unsigned char *s,
 			else if (cls[c] & C_FIELD)
 				d->state = CS_TR_VALUE;
 			else
-				DFAIL(odd_byte(
-					c, "invalid character in field value"));
+				DFAIL(odd_byte(c, "invalid character in field value"));
 			break;
 		case CS_TR_LF:
 			if (c != '\n')
@@ -1132,8 +1078,8 @@ fail:
 	return body_fail(d, err, frc, fstatus, freason, at);
 }
 
-int k_h1_body_decode(struct k_h1_body_dec *d, const char *in, size_t len,
-		     struct k_str *data, struct k_h1_error *err)
+int k_h1_body_decode(struct k_h1_body_dec *d, const char *in, size_t len, struct k_str *data,
+		     struct k_h1_error *err)
 {
 	size_t n;
 
@@ -1162,9 +1108,7 @@ int k_h1_body_decode(struct k_h1_body_dec *d, const char *in, size_t len,
 			d->done = 1;
 		return (int)n;
 	case K_H1_BODY_CLOSE: data->len = len; return (int)len;
-	case K_H1_BODY_CHUNKED:
-		return chunked_decode(d, (const unsigned char *)in, len, data,
-				      err);
+	case K_H1_BODY_CHUNKED: return chunked_decode(d, (const unsigned char *)in, len, data, err);
 	}
 	return 0;
 }

@@ -33,8 +33,8 @@
 #include "k_common.h"
 
 #define K_H1_DEFAULT_MAX_HEAD_BYTES (60u * 1024u) /* Envoy max_request_headers_kb */
-#define K_H1_DEFAULT_MAX_HEADERS 100u		  /* Envoy max_headers_count */
-#define K_H1_MAX_CHUNK_LINE 4096u /* chunk-size line incl. extensions */
+#define K_H1_DEFAULT_MAX_HEADERS    100u	  /* Envoy max_headers_count */
+#define K_H1_MAX_CHUNK_LINE	    4096u	  /* chunk-size line incl. extensions */
 
 struct k_h1_limits {
 	uint32_t max_head_bytes; /* start line + fields + final CRLF */
@@ -75,7 +75,7 @@ struct k_h1_msg {
 	int status;
 	struct k_str reason;
 
-	int minor; /* HTTP/1.<minor>: 0 or 1 */
+	int minor;		     /* HTTP/1.<minor>: 0 or 1 */
 	struct k_h1_header *headers; /* the caller's array, nheaders used */
 	uint32_t nheaders;
 	uint32_t head_len; /* bytes of the head including the empty line */
@@ -83,8 +83,8 @@ struct k_h1_msg {
 	enum k_h1_body_kind body;
 	uint64_t content_length; /* valid when body == K_H1_BODY_LENGTH */
 
-	int host_idx; /* index into headers of Host, or -1 */
-	unsigned keep_alive : 1; /* version default, adjusted by Connection */
+	int host_idx;		      /* index into headers of Host, or -1 */
+	unsigned keep_alive : 1;      /* version default, adjusted by Connection */
 	unsigned expect_continue : 1; /* request: "Expect: 100-continue" */
 	unsigned upgrade : 1;	      /* Connection: upgrade and an Upgrade field */
 	unsigned has_te_trailers : 1; /* request: "TE: trailers" */
@@ -138,9 +138,8 @@ struct k_h1_error {
  *   more bytes (same start).
  * K_EINVAL, K_ELIMIT, K_ENOTSUP: rejected; *err says why (status 400, 431,
  *   501 or 505). The connection must be closed after the error response. */
-int k_h1_parse_request(const char *buf, size_t len, size_t prev_len,
-		       const struct k_h1_limits *lim, struct k_h1_msg *msg,
-		       struct k_h1_header *hdrs, uint32_t hdrs_cap,
+int k_h1_parse_request(const char *buf, size_t len, size_t prev_len, const struct k_h1_limits *lim,
+		       struct k_h1_msg *msg, struct k_h1_header *hdrs, uint32_t hdrs_cap,
 		       struct k_h1_error *err);
 
 /* Parse a response head, as k_h1_parse_request. req_flags (K_H1_REQ_*)
@@ -151,9 +150,8 @@ int k_h1_parse_request(const char *buf, size_t len, size_t prev_len,
  * ("HTTP/1.1 200\r\n"), as many servers send it. Content-Length and
  * Transfer-Encoding are checked (one CL, not both, TE only in HTTP/1.1)
  * even when the status or req_flags rule out a body. */
-int k_h1_parse_response(const char *buf, size_t len, size_t prev_len,
-			const struct k_h1_limits *lim, unsigned req_flags,
-			struct k_h1_msg *msg, struct k_h1_header *hdrs,
+int k_h1_parse_response(const char *buf, size_t len, size_t prev_len, const struct k_h1_limits *lim,
+			unsigned req_flags, struct k_h1_msg *msg, struct k_h1_header *hdrs,
 			uint32_t hdrs_cap, struct k_h1_error *err);
 
 /* True when a Connection field of msg lists token (case-insensitive). Used
@@ -197,8 +195,8 @@ void k_h1_body_init(struct k_h1_body_dec *d, const struct k_h1_msg *msg,
  * whenever len > 0 and the body is not done, so a caller loop always
  * progresses, and at most INT_MAX bytes. Chunk extensions are checked
  * (token or quoted-string values, BWS around ';' and '=') and dropped. */
-int k_h1_body_decode(struct k_h1_body_dec *d, const char *in, size_t len,
-		     struct k_str *data, struct k_h1_error *err);
+int k_h1_body_decode(struct k_h1_body_dec *d, const char *in, size_t len, struct k_str *data,
+		     struct k_h1_error *err);
 
 /* Write the chunk-size line for a chunk of `size` bytes ("1a2b\r\n") to out,
  * which must hold K_H1_CHUNK_HEADER_MAX bytes. Returns its length. */

@@ -34,25 +34,11 @@ static const struct {
 	const char *name;
 	uint32_t bits;
 } kp_flag_names[] = {
-	{ "UH", KP_RF_UH },
-	{ "UT", KP_RF_UT },
-	{ "LR", KP_RF_LR },
-	{ "UR", KP_RF_UR },
-	{ "UF", KP_RF_UF },
-	{ "UC", KP_RF_UC },
-	{ "UO", KP_RF_UO },
-	{ "NR", KP_RF_NR },
-	{ "DI", KP_RF_DI },
-	{ "FI", KP_RF_FI },
-	{ "RL", KP_RF_RL },
-	{ "UAEX", KP_RF_UAEX },
-	{ "DC", KP_RF_DC },
-	{ "URX", KP_RF_URX },
-	{ "SI", KP_RF_SI },
-	{ "DPE", KP_RF_DPE },
-	{ "DT", KP_RF_DT },
-	{ "UPE", KP_RF_UPE },
-	{ "NC", KP_RF_NC },
+	{"UH", KP_RF_UH}, {"UT", KP_RF_UT},   {"LR", KP_RF_LR}, {"UR", KP_RF_UR},
+	{"UF", KP_RF_UF}, {"UC", KP_RF_UC},   {"UO", KP_RF_UO}, {"NR", KP_RF_NR},
+	{"DI", KP_RF_DI}, {"FI", KP_RF_FI},   {"RL", KP_RF_RL}, {"UAEX", KP_RF_UAEX},
+	{"DC", KP_RF_DC}, {"URX", KP_RF_URX}, {"SI", KP_RF_SI}, {"DPE", KP_RF_DPE},
+	{"DT", KP_RF_DT}, {"UPE", KP_RF_UPE}, {"NC", KP_RF_NC},
 };
 
 size_t kp_response_flags_str(uint32_t flags, char *out, size_t outlen)
@@ -109,16 +95,16 @@ enum al_op {
 
 /* How a header operand is looked up. */
 enum al_hdr {
-	H_GENERIC,  /* a request header by name */
-	H_METHOD,   /* :method */
-	H_PATH,	    /* :path */
-	H_AUTHORITY, /* :authority or host */
-	H_SCHEME,   /* :scheme */
-	H_REQUEST_ID, /* x-request-id: the proxy may have generated it */
-	H_XFF,	    /* x-forwarded-for: the proxy appends to it */
-	H_STATUS,   /* RESP(:status) */
+	H_GENERIC,		 /* a request header by name */
+	H_METHOD,		 /* :method */
+	H_PATH,			 /* :path */
+	H_AUTHORITY,		 /* :authority or host */
+	H_SCHEME,		 /* :scheme */
+	H_REQUEST_ID,		 /* x-request-id: the proxy may have generated it */
+	H_XFF,			 /* x-forwarded-for: the proxy appends to it */
+	H_STATUS,		 /* RESP(:status) */
 	H_UPSTREAM_SERVICE_TIME, /* RESP(x-envoy-upstream-service-time) */
-	H_RESP_GENERIC, /* a response header by name */
+	H_RESP_GENERIC,		 /* a response header by name */
 };
 
 struct al_hdr_ref {
@@ -129,7 +115,7 @@ struct al_hdr_ref {
 struct al_piece {
 	uint8_t op;
 	uint8_t nhdr;
-	uint32_t max_len; /* 0: unlimited */
+	uint32_t max_len;  /* 0: unlimited */
 	uint32_t off, len; /* literal text or START_TIME format in the pool */
 	struct al_hdr_ref h[2];
 };
@@ -147,34 +133,34 @@ static const struct {
 	const char *name;
 	enum al_op op;
 } al_ops[] = {
-	{ "START_TIME", AL_START_TIME },
-	{ "REQ", AL_REQ },
-	{ "REQ_WITHOUT_QUERY", AL_REQ_NOQUERY },
-	{ "RESP", AL_RESP },
-	{ "PROTOCOL", AL_PROTOCOL },
-	{ "RESPONSE_CODE", AL_RESPONSE_CODE },
-	{ "RESPONSE_FLAGS", AL_RESPONSE_FLAGS },
-	{ "RESPONSE_CODE_DETAILS", AL_RESPONSE_CODE_DETAILS },
-	{ "BYTES_RECEIVED", AL_BYTES_RECEIVED },
-	{ "BYTES_SENT", AL_BYTES_SENT },
-	{ "DURATION", AL_DURATION },
-	{ "REQUEST_DURATION", AL_DASH },
-	{ "RESPONSE_DURATION", AL_RESPONSE_DURATION },
-	{ "RESPONSE_TX_DURATION", AL_RESPONSE_TX_DURATION },
-	{ "UPSTREAM_HOST", AL_UPSTREAM_HOST },
-	{ "UPSTREAM_REMOTE_ADDRESS", AL_UPSTREAM_HOST },
-	{ "UPSTREAM_CLUSTER", AL_UPSTREAM_CLUSTER },
-	{ "UPSTREAM_CLUSTER_RAW", AL_UPSTREAM_CLUSTER },
-	{ "ROUTE_NAME", AL_ROUTE_NAME },
-	{ "DOWNSTREAM_REMOTE_ADDRESS", AL_DS_REMOTE },
-	{ "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", AL_DS_REMOTE_NOPORT },
-	{ "DOWNSTREAM_LOCAL_ADDRESS", AL_DS_LOCAL },
-	{ "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT", AL_DS_LOCAL_NOPORT },
-	{ "UPSTREAM_LOCAL_ADDRESS", AL_DASH },
-	{ "UPSTREAM_TRANSPORT_FAILURE_REASON", AL_DASH },
-	{ "REQUESTED_SERVER_NAME", AL_DASH },
-	{ "CONNECTION_TERMINATION_DETAILS", AL_DASH },
-	{ "HOSTNAME", AL_HOSTNAME },
+	{"START_TIME", AL_START_TIME},
+	{"REQ", AL_REQ},
+	{"REQ_WITHOUT_QUERY", AL_REQ_NOQUERY},
+	{"RESP", AL_RESP},
+	{"PROTOCOL", AL_PROTOCOL},
+	{"RESPONSE_CODE", AL_RESPONSE_CODE},
+	{"RESPONSE_FLAGS", AL_RESPONSE_FLAGS},
+	{"RESPONSE_CODE_DETAILS", AL_RESPONSE_CODE_DETAILS},
+	{"BYTES_RECEIVED", AL_BYTES_RECEIVED},
+	{"BYTES_SENT", AL_BYTES_SENT},
+	{"DURATION", AL_DURATION},
+	{"REQUEST_DURATION", AL_DASH},
+	{"RESPONSE_DURATION", AL_RESPONSE_DURATION},
+	{"RESPONSE_TX_DURATION", AL_RESPONSE_TX_DURATION},
+	{"UPSTREAM_HOST", AL_UPSTREAM_HOST},
+	{"UPSTREAM_REMOTE_ADDRESS", AL_UPSTREAM_HOST},
+	{"UPSTREAM_CLUSTER", AL_UPSTREAM_CLUSTER},
+	{"UPSTREAM_CLUSTER_RAW", AL_UPSTREAM_CLUSTER},
+	{"ROUTE_NAME", AL_ROUTE_NAME},
+	{"DOWNSTREAM_REMOTE_ADDRESS", AL_DS_REMOTE},
+	{"DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", AL_DS_REMOTE_NOPORT},
+	{"DOWNSTREAM_LOCAL_ADDRESS", AL_DS_LOCAL},
+	{"DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT", AL_DS_LOCAL_NOPORT},
+	{"UPSTREAM_LOCAL_ADDRESS", AL_DASH},
+	{"UPSTREAM_TRANSPORT_FAILURE_REASON", AL_DASH},
+	{"REQUESTED_SERVER_NAME", AL_DASH},
+	{"CONNECTION_TERMINATION_DETAILS", AL_DASH},
+	{"HOSTNAME", AL_HOSTNAME},
 };
 
 /* Longest START_TIME(...) format we accept; render expands it on the
@@ -190,8 +176,8 @@ struct al_compiler {
 	size_t errlen;
 };
 
-__attribute__((format(printf, 2, 3))) static void
-al_err(struct al_compiler *c, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void al_err(struct al_compiler *c, const char *fmt,
+							 ...)
 {
 	if (!c->err || !c->errlen)
 		return;
@@ -201,8 +187,7 @@ al_err(struct al_compiler *c, const char *fmt, ...)
 	va_end(ap);
 }
 
-static uint32_t pool_add(struct kp_access_log_fmt *f, const char *s,
-			 size_t n, int lower)
+static uint32_t pool_add(struct kp_access_log_fmt *f, const char *s, size_t n, int lower)
 {
 	uint32_t off = f->pool_len;
 	for (size_t i = 0; i < n; i++) {
@@ -217,8 +202,7 @@ static uint32_t pool_add(struct kp_access_log_fmt *f, const char *s,
 static void add_literal(struct kp_access_log_fmt *f, const char *s, size_t n)
 {
 	struct al_piece *last = f->n ? &f->pieces[f->n - 1] : NULL;
-	if (last && last->op == AL_LITERAL &&
-	    last->off + last->len == f->pool_len) {
+	if (last && last->op == AL_LITERAL && last->off + last->len == f->pool_len) {
 		pool_add(f, s, n, 0);
 		last->len += (uint32_t)n;
 		return;
@@ -234,25 +218,23 @@ static int is_hdr_char(char ch)
 {
 	/* RFC 9110 token characters, plus ':' for pseudo-headers. */
 	static const char extra[] = "!#$%&'*+-.^_`|~:";
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	       (ch >= '0' && ch <= '9') || (ch && strchr(extra, ch));
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       (ch && strchr(extra, ch));
 }
 
-static int classify_hdr(struct al_compiler *c, struct al_piece *p,
-			const char *name, size_t n, int resp, size_t at)
+static int classify_hdr(struct al_compiler *c, struct al_piece *p, const char *name, size_t n,
+			int resp, size_t at)
 {
-	struct k_str s = { name, n };
+	struct k_str s = {name, n};
 	struct al_hdr_ref *h = &p->h[p->nhdr++];
 	h->kind = H_GENERIC;
 	if (n == 0) {
-		al_err(c, "empty header name in command operator at offset %zu",
-		       at);
+		al_err(c, "empty header name in command operator at offset %zu", at);
 		return K_EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (!is_hdr_char(name[i]) || (name[i] == ':' && i > 0)) {
-			al_err(c,
-			       "invalid header name \"%.*s\" in command operator at offset %zu",
+			al_err(c, "invalid header name \"%.*s\" in command operator at offset %zu",
 			       (int)n, name, at);
 			return K_EINVAL;
 		}
@@ -282,12 +264,10 @@ static int classify_hdr(struct al_compiler *c, struct al_piece *p,
 	else if (k_str_ieq_lit(s, "x-forwarded-for"))
 		h->kind = H_XFF;
 	else if (name[0] == ':') {
-		al_err(c, "unknown pseudo-header \"%.*s\" at offset %zu",
-		       (int)n, name, at);
+		al_err(c, "unknown pseudo-header \"%.*s\" at offset %zu", (int)n, name, at);
 		return K_EINVAL;
 	}
-	if (h->kind == H_GENERIC || h->kind == H_REQUEST_ID ||
-	    h->kind == H_XFF) {
+	if (h->kind == H_GENERIC || h->kind == H_REQUEST_ID || h->kind == H_XFF) {
 		h->off = pool_add(c->f, name, n, 1);
 		h->len = (uint32_t)n;
 	}
@@ -300,13 +280,13 @@ static long parse_op(struct al_compiler *c, size_t at)
 {
 	const char *s = c->src;
 	size_t i = at + 1, name_start = i;
-	while ((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
-	       s[i] == '_')
+	while ((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_')
 		i++;
 	size_t name_len = i - name_start;
 	if (name_len == 0) {
 		al_err(c,
-		       "'%%' at offset %zu does not start a command operator (write %%%% for a literal '%%')",
+		       "'%%' at offset %zu does not start a command operator (write %%%% for a "
+		       "literal '%%')",
 		       at);
 		return K_EINVAL;
 	}
@@ -315,8 +295,7 @@ static long parse_op(struct al_compiler *c, size_t at)
 	if (s[i] == '(') {
 		const char *close = strchr(s + i + 1, ')');
 		if (!close) {
-			al_err(c, "unterminated command operator at offset %zu",
-			       at);
+			al_err(c, "unterminated command operator at offset %zu", at);
 			return K_EINVAL;
 		}
 		arg = s + i + 1;
@@ -329,20 +308,16 @@ static long parse_op(struct al_compiler *c, size_t at)
 		while (s[i] >= '0' && s[i] <= '9' && max_len <= UINT32_MAX)
 			max_len = max_len * 10 + (uint64_t)(s[i++] - '0');
 		if (i == d || max_len == 0 || max_len > UINT32_MAX) {
-			al_err(c,
-			       "invalid maximum length in command operator at offset %zu",
-			       at);
+			al_err(c, "invalid maximum length in command operator at offset %zu", at);
 			return K_EINVAL;
 		}
 	}
 	if (s[i] != '%') {
 		if (s[i] == '\0')
-			al_err(c, "unterminated command operator at offset %zu",
-			       at);
+			al_err(c, "unterminated command operator at offset %zu", at);
 		else
-			al_err(c,
-			       "unexpected '%c' in command operator %%%.*s at offset %zu",
-			       s[i], (int)name_len, s + name_start, at);
+			al_err(c, "unexpected '%c' in command operator %%%.*s at offset %zu", s[i],
+			       (int)name_len, s + name_start, at);
 		return K_EINVAL;
 	}
 	i++;
@@ -353,8 +328,8 @@ static long parse_op(struct al_compiler *c, size_t at)
 		    memcmp(al_ops[k].name, s + name_start, name_len) == 0)
 			op = (int)al_ops[k].op;
 	if (op < 0) {
-		al_err(c, "unknown command operator %%%.*s%% at offset %zu",
-		       (int)name_len, s + name_start, at);
+		al_err(c, "unknown command operator %%%.*s%% at offset %zu", (int)name_len,
+		       s + name_start, at);
 		return K_EINVAL;
 	}
 
@@ -368,9 +343,9 @@ static long parse_op(struct al_compiler *c, size_t at)
 	case AL_RESP: {
 		if (!arg || arg_len == 0) {
 			al_err(c,
-			       "%%%.*s%% needs a header name, as in %%%.*s(USER-AGENT)%% (offset %zu)",
-			       (int)name_len, s + name_start, (int)name_len,
-			       s + name_start, at);
+			       "%%%.*s%% needs a header name, as in %%%.*s(USER-AGENT)%% (offset "
+			       "%zu)",
+			       (int)name_len, s + name_start, (int)name_len, s + name_start, at);
 			return K_EINVAL;
 		}
 		const char *q = memchr(arg, '?', arg_len);
@@ -378,15 +353,13 @@ static long parse_op(struct al_compiler *c, size_t at)
 		int resp = op == AL_RESP;
 		if (classify_hdr(c, p, arg, n1, resp, at) < 0)
 			return K_EINVAL;
-		if (q && classify_hdr(c, p, q + 1, arg_len - n1 - 1, resp,
-				      at) < 0)
+		if (q && classify_hdr(c, p, q + 1, arg_len - n1 - 1, resp, at) < 0)
 			return K_EINVAL;
 		break;
 	}
 	case AL_START_TIME:
 		if (arg && arg_len > AL_MAX_TIME_FMT) {
-			al_err(c,
-			       "START_TIME format longer than %d bytes at offset %zu",
+			al_err(c, "START_TIME format longer than %d bytes at offset %zu",
 			       AL_MAX_TIME_FMT, at);
 			return K_EINVAL;
 		}
@@ -397,8 +370,7 @@ static long parse_op(struct al_compiler *c, size_t at)
 		break;
 	default:
 		if (arg) {
-			al_err(c,
-			       "command operator %%%.*s%% takes no argument (offset %zu)",
+			al_err(c, "command operator %%%.*s%% takes no argument (offset %zu)",
 			       (int)name_len, s + name_start, at);
 			return K_EINVAL;
 		}
@@ -407,8 +379,7 @@ static long parse_op(struct al_compiler *c, size_t at)
 	return (long)i;
 }
 
-struct kp_access_log_fmt *kp_access_log_fmt_compile(const char *format,
-						    int json, char *err,
+struct kp_access_log_fmt *kp_access_log_fmt_compile(const char *format, int json, char *err,
 						    size_t errlen)
 {
 	if (err && errlen)
@@ -440,7 +411,7 @@ struct kp_access_log_fmt *kp_access_log_fmt_compile(const char *format,
 	if (!f->pieces || !f->pool)
 		goto oom;
 
-	struct al_compiler c = { f, format, err, errlen };
+	struct al_compiler c = {f, format, err, errlen};
 	size_t i = 0;
 	while (i < len) {
 		const char *pct = strchr(format + i, '%');
@@ -464,8 +435,7 @@ struct kp_access_log_fmt *kp_access_log_fmt_compile(const char *format,
 	}
 	f->ends_nl = len > 0 && format[len - 1] == '\n';
 	if (f->n) {
-		struct al_piece *shrunk =
-			realloc(f->pieces, f->n * sizeof(*f->pieces));
+		struct al_piece *shrunk = realloc(f->pieces, f->n * sizeof(*f->pieces));
 		if (shrunk)
 			f->pieces = shrunk;
 	}
@@ -556,8 +526,7 @@ static void w_ms(struct al_w *w, uint64_t from, uint64_t to, uint32_t max)
  * conversion on the proleptic Gregorian calendar). */
 static void utc_tm(int64_t t, struct tm *tm)
 {
-	static const int cum[12] = { 0,	  31,  59,  90,	 120, 151,
-				     181, 212, 243, 273, 304, 334 };
+	static const int cum[12] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
 	int64_t days = t / 86400, rem = t % 86400;
 	if (rem < 0) {
 		rem += 86400;
@@ -570,7 +539,7 @@ static void utc_tm(int64_t t, struct tm *tm)
 	tm->tm_wday = (int)(((days % 7) + 11) % 7); /* 1970-01-01: Thursday */
 	int64_t z = days + 719468;
 	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	int64_t doe = z - era * 146097;			      /* [0, 146096] */
+	int64_t doe = z - era * 146097; /* [0, 146096] */
 	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
 	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100); /* from Mar 1 */
 	int64_t mp = (5 * doy + 2) / 153;
@@ -638,8 +607,8 @@ static char *put_frac(char *q, long nsec, int digits)
 /* START_TIME(fmt): strftime on UTC, after substituting Envoy's extensions
  * (%f and %Nf: fractional seconds, %ENS: seconds with N decimals, %s:
  * epoch seconds — glibc's %s would read the broken-down time as local). */
-static void w_custom_time(struct al_w *w, const struct timespec *ts,
-			  const char *fmt, size_t len, uint32_t max)
+static void w_custom_time(struct al_w *w, const struct timespec *ts, const char *fmt, size_t len,
+			  uint32_t max)
 {
 	char expanded[AL_MAX_TIME_FMT * 4 + 64], *q = expanded;
 	char *qend = expanded + sizeof(expanded) - 32;
@@ -652,12 +621,11 @@ static void w_custom_time(struct al_w *w, const struct timespec *ts,
 		if (c1 == 'f') {
 			q = put_frac(q, ts->tv_nsec, 9);
 			i++;
-		} else if (c1 >= '1' && c1 <= '9' && i + 2 < len &&
-			   fmt[i + 2] == 'f') {
+		} else if (c1 >= '1' && c1 <= '9' && i + 2 < len && fmt[i + 2] == 'f') {
 			q = put_frac(q, ts->tv_nsec, c1 - '0');
 			i += 2;
-		} else if (c1 == 'E' && i + 3 < len && fmt[i + 2] >= '1' &&
-			   fmt[i + 2] <= '9' && fmt[i + 3] == 'S') {
+		} else if (c1 == 'E' && i + 3 < len && fmt[i + 2] >= '1' && fmt[i + 2] <= '9' &&
+			   fmt[i + 3] == 'S') {
 			memcpy(q, "%S.", 3);
 			q = put_frac(q + 3, ts->tv_nsec, fmt[i + 2] - '0');
 			i += 3;
@@ -683,12 +651,11 @@ static void w_custom_time(struct al_w *w, const struct timespec *ts,
 	w_val(w, out, n, max);
 }
 
-static int find_header(const struct k_h1_msg *m, const char *lname,
-		       size_t len, struct k_str *out)
+static int find_header(const struct k_h1_msg *m, const char *lname, size_t len, struct k_str *out)
 {
 	if (!m)
 		return 0;
-	struct k_str name = { lname, len };
+	struct k_str name = {lname, len};
 	for (uint32_t i = 0; i < m->nheaders; i++) {
 		if (k_str_ieq(m->headers[i].name, name)) {
 			*out = m->headers[i].value;
@@ -699,16 +666,13 @@ static int find_header(const struct k_h1_msg *m, const char *lname,
 }
 
 /* One header operand; numbers are written into num (>= 24 bytes). */
-static struct k_str hdr_value(const struct kp_access_log_fmt *f,
-			      const struct al_hdr_ref *h,
+static struct k_str hdr_value(const struct kp_access_log_fmt *f, const struct al_hdr_ref *h,
 			      const struct kp_stream_info *si, char *num)
 {
-	struct k_str v = { NULL, 0 };
+	struct k_str v = {NULL, 0};
 	const char *name = f->pool + h->off;
 	switch ((enum al_hdr)h->kind) {
-	case H_GENERIC:
-		find_header(si->req, name, h->len, &v);
-		break;
+	case H_GENERIC: find_header(si->req, name, h->len, &v); break;
 	case H_METHOD:
 		if (si->req)
 			v = si->req->method;
@@ -724,9 +688,7 @@ static struct k_str hdr_value(const struct kp_access_log_fmt *f,
 		    (uint32_t)si->req->host_idx < si->req->nheaders)
 			v = si->req->headers[si->req->host_idx].value;
 		break;
-	case H_SCHEME:
-		v = K_STR_LIT("http");
-		break;
+	case H_SCHEME: v = K_STR_LIT("http"); break;
 	case H_REQUEST_ID:
 		/* What was forwarded (possibly generated by us) is what Envoy
 		 * logs, since it reads the request headers after the
@@ -750,14 +712,11 @@ static struct k_str hdr_value(const struct kp_access_log_fmt *f,
 		if (si->upstream_start_ns && si->upstream_headers_ns &&
 		    si->upstream_headers_ns >= si->upstream_start_ns) {
 			v.p = num;
-			v.len = fmt_u64(num, (si->upstream_headers_ns -
-					      si->upstream_start_ns) /
+			v.len = fmt_u64(num, (si->upstream_headers_ns - si->upstream_start_ns) /
 						     1000000u);
 		}
 		break;
-	case H_RESP_GENERIC:
-		find_header(si->resp, name, h->len, &v);
-		break;
+	case H_RESP_GENERIC: find_header(si->resp, name, h->len, &v); break;
 	}
 	return v;
 }
@@ -783,29 +742,23 @@ static void w_addr_noport(struct al_w *w, const char *a, uint32_t max)
 	w_val(w, a, n, max);
 }
 
-size_t kp_access_log_render(const struct kp_access_log_fmt *f,
-			    const struct kp_stream_info *si, char *out,
-			    size_t outlen)
+size_t kp_access_log_render(const struct kp_access_log_fmt *f, const struct kp_stream_info *si,
+			    char *out, size_t outlen)
 {
 	if (!outlen)
 		return 0;
-	struct al_w w = { out, outlen - 1, 0, 0 };
+	struct al_w w = {out, outlen - 1, 0, 0};
 	char num[24], flags[96];
 	for (uint32_t i = 0; i < f->n && !w.cut; i++) {
 		const struct al_piece *p = &f->pieces[i];
 		switch ((enum al_op)p->op) {
-		case AL_LITERAL:
-			w_put(&w, f->pool + p->off, p->len);
-			break;
-		case AL_DASH:
-			w_put(&w, "-", 1);
-			break;
+		case AL_LITERAL: w_put(&w, f->pool + p->off, p->len); break;
+		case AL_DASH: w_put(&w, "-", 1); break;
 		case AL_START_TIME:
 			if (!si->start_real.tv_sec && !si->start_real.tv_nsec)
 				w_put(&w, "-", 1);
 			else if (p->len)
-				w_custom_time(&w, &si->start_real,
-					      f->pool + p->off, p->len,
+				w_custom_time(&w, &si->start_real, f->pool + p->off, p->len,
 					      p->max_len);
 			else
 				w_default_time(&w, &si->start_real);
@@ -824,64 +777,36 @@ size_t kp_access_log_render(const struct kp_access_log_fmt *f,
 			w_val(&w, v.p, v.len, p->max_len);
 			break;
 		}
-		case AL_PROTOCOL:
-			w_cstr(&w, si->protocol, p->max_len);
-			break;
+		case AL_PROTOCOL: w_cstr(&w, si->protocol, p->max_len); break;
 		case AL_RESPONSE_CODE:
-			w_u64(&w, si->response_code > 0 ?
-					  (uint64_t)si->response_code : 0,
+			w_u64(&w, si->response_code > 0 ? (uint64_t)si->response_code : 0,
 			      p->max_len);
 			break;
 		case AL_RESPONSE_FLAGS: {
-			size_t n = kp_response_flags_str(si->response_flags,
-							 flags, sizeof(flags));
+			size_t n = kp_response_flags_str(si->response_flags, flags, sizeof(flags));
 			w_val(&w, flags, n, p->max_len);
 			break;
 		}
-		case AL_RESPONSE_CODE_DETAILS:
-			w_cstr(&w, si->details, p->max_len);
-			break;
-		case AL_BYTES_RECEIVED:
-			w_u64(&w, si->bytes_received, p->max_len);
-			break;
-		case AL_BYTES_SENT:
-			w_u64(&w, si->bytes_sent, p->max_len);
-			break;
-		case AL_DURATION:
-			w_ms(&w, si->start_ns, si->end_ns, p->max_len);
-			break;
+		case AL_RESPONSE_CODE_DETAILS: w_cstr(&w, si->details, p->max_len); break;
+		case AL_BYTES_RECEIVED: w_u64(&w, si->bytes_received, p->max_len); break;
+		case AL_BYTES_SENT: w_u64(&w, si->bytes_sent, p->max_len); break;
+		case AL_DURATION: w_ms(&w, si->start_ns, si->end_ns, p->max_len); break;
 		case AL_RESPONSE_DURATION:
-			w_ms(&w, si->start_ns, si->upstream_headers_ns,
-			     p->max_len);
+			w_ms(&w, si->start_ns, si->upstream_headers_ns, p->max_len);
 			break;
 		case AL_RESPONSE_TX_DURATION:
-			w_ms(&w, si->upstream_headers_ns, si->end_ns,
-			     p->max_len);
+			w_ms(&w, si->upstream_headers_ns, si->end_ns, p->max_len);
 			break;
-		case AL_UPSTREAM_HOST:
-			w_cstr(&w, si->upstream_host, p->max_len);
-			break;
-		case AL_UPSTREAM_CLUSTER:
-			w_cstr(&w, si->cluster_name, p->max_len);
-			break;
-		case AL_ROUTE_NAME:
-			w_cstr(&w, si->route_name, p->max_len);
-			break;
-		case AL_DS_REMOTE:
-			w_cstr(&w, si->downstream_remote, p->max_len);
-			break;
+		case AL_UPSTREAM_HOST: w_cstr(&w, si->upstream_host, p->max_len); break;
+		case AL_UPSTREAM_CLUSTER: w_cstr(&w, si->cluster_name, p->max_len); break;
+		case AL_ROUTE_NAME: w_cstr(&w, si->route_name, p->max_len); break;
+		case AL_DS_REMOTE: w_cstr(&w, si->downstream_remote, p->max_len); break;
 		case AL_DS_REMOTE_NOPORT:
 			w_addr_noport(&w, si->downstream_remote, p->max_len);
 			break;
-		case AL_DS_LOCAL:
-			w_cstr(&w, si->downstream_local, p->max_len);
-			break;
-		case AL_DS_LOCAL_NOPORT:
-			w_addr_noport(&w, si->downstream_local, p->max_len);
-			break;
-		case AL_HOSTNAME:
-			w_cstr(&w, f->hostname, p->max_len);
-			break;
+		case AL_DS_LOCAL: w_cstr(&w, si->downstream_local, p->max_len); break;
+		case AL_DS_LOCAL_NOPORT: w_addr_noport(&w, si->downstream_local, p->max_len); break;
+		case AL_HOSTNAME: w_cstr(&w, f->hostname, p->max_len); break;
 		}
 	}
 	/* A cut line still ends the record, so the next one starts on its

@@ -40,17 +40,15 @@ extern const char KP_ACCESS_LOG_DEFAULT_FORMAT[];
  * errlen > 0) saying why: "unknown command operator %FOO% at offset 12",
  * "unterminated command operator at offset 3", "%REQ% needs a header name,
  * as in %REQ(USER-AGENT)% (offset 0)", "out of memory", ... */
-struct kp_access_log_fmt *kp_access_log_fmt_compile(const char *format,
-						    int json, char *err,
+struct kp_access_log_fmt *kp_access_log_fmt_compile(const char *format, int json, char *err,
 						    size_t errlen);
 
 /* Render one line for si into out[0..outlen). Never allocates. The output
  * is NUL-terminated when outlen > 0; a line that does not fit is cut, and
  * if the format ends with a newline the cut line still ends with one.
  * Returns the number of bytes written, excluding the NUL. */
-size_t kp_access_log_render(const struct kp_access_log_fmt *f,
-			    const struct kp_stream_info *si, char *out,
-			    size_t outlen);
+size_t kp_access_log_render(const struct kp_access_log_fmt *f, const struct kp_stream_info *si,
+			    char *out, size_t outlen);
 
 /* NULL is a no-op. */
 void kp_access_log_fmt_free(struct kp_access_log_fmt *f);

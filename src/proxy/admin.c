@@ -38,12 +38,12 @@
 #endif
 
 #define ADMIN_MAX_CONNS 64u
-#define ADMIN_MAX_HEAD K_H1_DEFAULT_MAX_HEAD_BYTES
-#define ADMIN_BUF_MAX (ADMIN_MAX_HEAD + 4096u)
-#define ADMIN_MAX_BODY (1u << 20)
-#define ADMIN_IDLE_MS (120u * 1000u)
+#define ADMIN_MAX_HEAD	K_H1_DEFAULT_MAX_HEAD_BYTES
+#define ADMIN_BUF_MAX	(ADMIN_MAX_HEAD + 4096u)
+#define ADMIN_MAX_BODY	(1u << 20)
+#define ADMIN_IDLE_MS	(120u * 1000u)
 #define ADMIN_LINGER_MS 5000u
-#define ADMIN_SWEEP_MS 5000u
+#define ADMIN_SWEEP_MS	5000u
 #define ADMIN_MAX_PARAM 4096u
 
 enum { ACTION_NONE, ACTION_QUIT, ACTION_DRAIN };
@@ -116,8 +116,7 @@ static void json_pretty(struct k_sbuf *out, const char *in, size_t len)
 		case ' ':
 		case '\t':
 		case '\r':
-		case '\n':
-			break;
+		case '\n': break;
 		case '"':
 			in_str = 1;
 			k_sbuf_add(out, &ch, 1);
@@ -153,11 +152,8 @@ static void json_pretty(struct k_sbuf *out, const char *in, size_t len)
 			for (int k = 0; k < depth; k++)
 				k_sbuf_add(out, "  ", 2);
 			break;
-		case ':':
-			k_sbuf_add(out, ": ", 2);
-			break;
-		default:
-			k_sbuf_add(out, &ch, 1);
+		case ':': k_sbuf_add(out, ": ", 2); break;
+		default: k_sbuf_add(out, &ch, 1);
 		}
 	}
 	k_sbuf_add(out, "\n", 1);
@@ -207,7 +203,7 @@ static int query_next(struct k_str *q, struct k_str *key, struct k_str *val)
 	while (q->len) {
 		const char *amp = memchr(q->p, '&', q->len);
 		size_t n = amp ? (size_t)(amp - q->p) : q->len;
-		struct k_str item = { q->p, n };
+		struct k_str item = {q->p, n};
 		q->p += amp ? n + 1 : n;
 		q->len -= amp ? n + 1 : n;
 		if (!item.len)
@@ -237,8 +233,7 @@ static int query_get(struct k_str q, const char *name, char *out, size_t outlen)
 	return 0;
 }
 
-static void fmt_sockaddr(const struct sockaddr *sa, char *ip, size_t iplen,
-			 int *port)
+static void fmt_sockaddr(const struct sockaddr *sa, char *ip, size_t iplen, int *port)
 {
 	ip[0] = '\0';
 	*port = 0;
@@ -313,19 +308,16 @@ static enum kp_server_state effective_state(const struct kp_admin *a)
 	return s->state;
 }
 
-static void h_help(struct kp_admin *a, const struct admin_req *rq,
-		   struct admin_resp *r);
+static void h_help(struct kp_admin *a, const struct admin_req *rq, struct admin_resp *r);
 
-static void h_ready(struct kp_admin *a, const struct admin_req *rq,
-		    struct admin_resp *r)
+static void h_ready(struct kp_admin *a, const struct admin_req *rq, struct admin_resp *r)
 {
 	enum kp_server_state st = effective_state(a);
 	resp_text(r, st == KP_STATE_LIVE ? 200 : 503, state_name(st));
 	k_sbuf_add(&r->body, "\n", 1);
 }
 
-static void h_healthz(struct kp_admin *a, const struct admin_req *rq,
-		      struct admin_resp *r)
+static void h_healthz(struct kp_admin *a, const struct admin_req *rq, struct admin_resp *r)
 {
 	enum kp_server_state st = effective_state(a);
 	if (a->healthcheck_failed)
@@ -345,27 +337,25 @@ static void fmt_time(time_t t, char *out, size_t outlen)
 	strftime(out, outlen, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
 }
 
-static void h_server_info(struct kp_admin *a, const struct admin_req *rq,
-			  struct admin_resp *r)
+static void h_server_info(struct kp_admin *a, const struct admin_req *rq, struct admin_resp *r)
 {
 	const struct kp_server *s = a->srv;
 	const struct kp_config *cfg = s->config;
 	time_t now = time(NULL);
 	long long up = now > s->start_time ? (long long)(now - s->start_time) : 0;
-	struct k_sbuf j = { 0 };
+	struct k_sbuf j = {0};
 	k_sbuf_adds(&j, "{\"version\":");
 	k_sbuf_json_str(&j, "kite " KITE_VERSION);
 	k_sbuf_adds(&j, ",\"state\":");
 	k_sbuf_json_str(&j, state_name(effective_state(a)));
 	k_sbuf_adds(&j, ",\"hot_restart_version\":\"disabled\"");
 	k_sbuf_adds(&j, ",\"command_line_options\":{");
-	k_sbuf_printf(&j, "\"concurrency\":%u,\"config_path\":",
-		  (unsigned)s->opts.concurrency);
+	k_sbuf_printf(&j, "\"concurrency\":%u,\"config_path\":", (unsigned)s->opts.concurrency);
 	k_sbuf_json_str(&j, s->opts.config_path ? s->opts.config_path : "");
 	k_sbuf_adds(&j, ",\"log_level\":");
 	k_sbuf_json_str(&j, s->opts.log_level ? s->opts.log_level : "info");
 	k_sbuf_printf(&j, ",\"drain_time\":\"%us\",\"mode\":\"Serve\"",
-		  (unsigned)s->opts.drain_time_s);
+		      (unsigned)s->opts.drain_time_s);
 	k_sbuf_adds(&j, "}");
 	k_sbuf_printf(&j, ",\"uptime_current_epoch\":\"%llds\"", up);
 	k_sbuf_printf(&j, ",\"uptime_all_epochs\":\"%llds\"", up);
@@ -391,22 +381,18 @@ static const uint64_t **collect_shards(const struct kp_server *s, uint32_t *n)
 	if (!sh)
 		return NULL;
 	for (uint32_t i = 0; i < s->n_workers; i++)
-		sh[i] = s->workers && s->workers[i] ?
-				kp_worker_stats(s->workers[i]) :
-				NULL;
+		sh[i] = s->workers && s->workers[i] ? kp_worker_stats(s->workers[i]) : NULL;
 	sh[s->n_workers] = s->stats;
 	*n = s->n_workers + 1;
 	return sh;
 }
 
-static void h_stats(struct kp_admin *a, const struct admin_req *rq,
-		    struct admin_resp *r)
+static void h_stats(struct kp_admin *a, const struct admin_req *rq, struct admin_resp *r)
 {
 	const struct kp_server *s = a->srv;
 	char format[32] = "text", scratch[8], *filter = NULL;
 	/* "?usedonly" takes no value; any value (or a long one) still counts. */
-	int used_only = query_get(rq->query, "usedonly", scratch,
-				  sizeof(scratch)) != 0;
+	int used_only = query_get(rq->query, "usedonly", scratch, sizeof(scratch)) != 0;
 	if (k_str_eq(rq->path, K_STR_LIT("/stats/prometheus")))
 		snprintf(format, sizeof(format), "prometheus");
 	else if (query_get(rq->query, "format", format, sizeof(format)) < 0)
@@ -419,13 +405,14 @@ static void h_stats(struct kp_admin *a, const struct admin_req *rq,
 	}
 	int hf = query_get(rq->query, "filter", filter, ADMIN_MAX_PARAM);
 	if (hf < 0) {
-		resp_text(r, 400, "invalid filter: bad percent-encoding or longer than 4095 bytes\n");
+		resp_text(r, 400,
+			  "invalid filter: bad percent-encoding or longer than 4095 bytes\n");
 		free(filter);
 		return;
 	}
 
-	char *(*render)(const struct kp_stat_layout *, const uint64_t *const *,
-			uint32_t, const char *, int, size_t *, char *, size_t);
+	char *(*render)(const struct kp_stat_layout *, const uint64_t *const *, uint32_t,
+			const char *, int, size_t *, char *, size_t);
 	const char *ctype = CT_TEXT;
 	if (strcmp(format, "text") == 0) {
 		render = kp_stats_render_text;
@@ -435,7 +422,8 @@ static void h_stats(struct kp_admin *a, const struct admin_req *rq,
 	} else if (strcmp(format, "prometheus") == 0) {
 		render = kp_stats_render_prometheus;
 	} else {
-		resp_text(r, 400, "usage: /stats?format=(json|prometheus|text)&filter=REGEX&usedonly\n");
+		resp_text(r, 400,
+			  "usage: /stats?format=(json|prometheus|text)&filter=REGEX&usedonly\n");
 		free(filter);
 		return;
 	}
@@ -451,8 +439,7 @@ static void h_stats(struct kp_admin *a, const struct admin_req *rq,
 	}
 	char err[256] = "";
 	size_t len = 0;
-	char *out = render(l, sh, n, hf ? filter : NULL, used_only, &len, err,
-			   sizeof(err));
+	char *out = render(l, sh, n, hf ? filter : NULL, used_only, &len, err, sizeof(err));
 	free(sh);
 	free(filter);
 	if (!out) {
@@ -479,8 +466,7 @@ static const ProtobufCMessage *pb_sub(const ProtobufCMessage *m, const char *nam
 {
 	const ProtobufCFieldDescriptor *f =
 		protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
-	if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE ||
-	    f->label == PROTOBUF_C_LABEL_REPEATED)
+	if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE || f->label == PROTOBUF_C_LABEL_REPEATED)
 		return NULL;
 	return *(const ProtobufCMessage *const *)((const char *)m + f->offset);
 }
@@ -493,8 +479,7 @@ static size_t pb_repeated(const ProtobufCMessage *m, const char *name,
 		return 0;
 	const ProtobufCFieldDescriptor *f =
 		protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
-	if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE ||
-	    f->label != PROTOBUF_C_LABEL_REPEATED)
+	if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE || f->label != PROTOBUF_C_LABEL_REPEATED)
 		return 0;
 	*arr = *(ProtobufCMessage *const *const *)((const char *)m + f->offset);
 	return *(const size_t *)((const char *)m + f->quantifier_offset);
@@ -517,8 +502,7 @@ static int add_msg(struct k_sbuf *b, const ProtobufCMessage *msg, int with_type)
 			q++;
 		k_sbuf_adds(b, "{\"@type\":");
 		char url[256];
-		snprintf(url, sizeof(url), "type.googleapis.com/%s",
-			 msg->descriptor->name);
+		snprintf(url, sizeof(url), "type.googleapis.com/%s", msg->descriptor->name);
 		k_sbuf_json_str(b, url);
 		if (*q != '}')
 			k_sbuf_add(b, ",", 1);
@@ -528,25 +512,27 @@ static int add_msg(struct k_sbuf *b, const ProtobufCMessage *msg, int with_type)
 	return 0;
 }
 
-static void h_config_dump(struct kp_admin *a, const struct admin_req *rq,
-			  struct admin_resp *r)
+static void h_config_dump(struct kp_admin *a, const struct admin_req *rq, struct admin_resp *r)
 {
 	const struct kp_config *cfg = a->srv->config;
 	const ProtobufCMessage *boot = cfg ? cfg->bootstrap : NULL;
 	char ts[40];
 	fmt_time(a->srv->start_time, ts, sizeof(ts));
-	struct k_sbuf j = { 0 };
+	struct k_sbuf j = {0};
 	int rc = 0;
 	k_sbuf_adds(&j, "{\"configs\":[");
 	if (boot) {
-		k_sbuf_adds(&j, "{\"@type\":\"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump\",\"bootstrap\":");
+		k_sbuf_adds(&j, "{\"@type\":\"type.googleapis.com/"
+				"envoy.admin.v3.BootstrapConfigDump\",\"bootstrap\":");
 		rc |= add_msg(&j, boot, 0);
 		k_sbuf_printf(&j, ",\"last_updated\":\"%s\"}", ts);
 
 		const ProtobufCMessage *sr = pb_sub(boot, "static_resources");
 		ProtobufCMessage *const *arr;
 		size_t n = pb_repeated(sr, "clusters", &arr);
-		k_sbuf_adds(&j, ",{\"@type\":\"type.googleapis.com/envoy.admin.v3.ClustersConfigDump\"");
+		k_sbuf_adds(
+			&j,
+			",{\"@type\":\"type.googleapis.com/envoy.admin.v3.ClustersConfigDump\"");
 		if (n) {
 			k_sbuf_adds(&j, ",\"static_clusters\":[");
 			for (size_t i = 0; i < n; i++) {
@@ -559,7 +545,9 @@ static void h_config_dump(struct kp_admin *a, const struct admin_req *rq,
 		k_sbuf_adds(&j, "}");
 
 		n = pb_repeated(sr, "listeners", &arr);
-		k_sbuf_adds(&j, ",{\"@type\":\"type.googleapis.com/envoy.admin.v3.ListenersConfigDump\"");
+		k_sbuf_adds(
+			&j,
+			",{\"@type\":\"type.googleapis.com/envoy.admin.v3.ListenersConfigDump\"");
 		if (n) {
 			k_sbuf_adds(&j, ",\"static_listeners\":[");
 			for (size_t i = 0; i < n; i++) {
@@ -598,12 +586,11 @@ static int want_json(const struct admin_req *rq, struct admin_resp *r)
  * cluster's totals and the others 0, so sums over hosts stay right (and a
  * single-host cluster is exact). */
 struct host_stats {
-	uint64_t cx_active, cx_connect_fail, cx_total, rq_active, rq_error,
-		rq_success, rq_timeout, rq_total;
+	uint64_t cx_active, cx_connect_fail, cx_total, rq_active, rq_error, rq_success, rq_timeout,
+		rq_total;
 };
 
-static void cluster_host_stats(const struct kp_server *s,
-			       const struct kp_cluster_cfg *c, int first,
+static void cluster_host_stats(const struct kp_server *s, const struct kp_cluster_cfg *c, int first,
 			       struct host_stats *h)
 {
 	memset(h, 0, sizeof(*h));
@@ -621,15 +608,14 @@ static void cluster_host_stats(const struct kp_server *s,
 	h->rq_total = kp_server_stat(s, b + upstream_rq_total);
 }
 
-static void h_clusters(struct kp_admin *a, const struct admin_req *rq,
-		       struct admin_resp *r)
+static void h_clusters(struct kp_admin *a, const struct admin_req *rq, struct admin_resp *r)
 {
 	const struct kp_config *cfg = a->srv->config;
 	int json = want_json(rq, r);
 	if (json < 0)
 		return;
 	uint32_t nc = cfg ? cfg->n_clusters : 0;
-	struct k_sbuf j = { 0 };
+	struct k_sbuf j = {0};
 	struct k_sbuf *b = json ? &j : &r->body;
 	if (json)
 		k_sbuf_adds(b, "{\"cluster_statuses\":[");
@@ -644,18 +630,15 @@ static void h_clusters(struct kp_admin *a, const struct admin_req *rq,
 			k_sbuf_adds(b, ",\"host_statuses\":[");
 		} else {
 			k_sbuf_printf(b, "%s::observability_name::%s\n", n, n);
-			static const char *const prio[] = { "default_priority",
-							    "high_priority" };
+			static const char *const prio[] = {"default_priority", "high_priority"};
 			for (int p = 0; p < 2; p++) {
-				k_sbuf_printf(b, "%s::%s::max_connections::%u\n", n,
-					  prio[p], p ? 1024u : c->max_connections);
-				k_sbuf_printf(b, "%s::%s::max_pending_requests::%u\n",
-					  n, prio[p],
-					  p ? 1024u : c->max_pending_requests);
-				k_sbuf_printf(b, "%s::%s::max_requests::%u\n", n,
-					  prio[p], p ? 1024u : c->max_requests);
-				k_sbuf_printf(b, "%s::%s::max_retries::3\n", n,
-					  prio[p]);
+				k_sbuf_printf(b, "%s::%s::max_connections::%u\n", n, prio[p],
+					      p ? 1024u : c->max_connections);
+				k_sbuf_printf(b, "%s::%s::max_pending_requests::%u\n", n, prio[p],
+					      p ? 1024u : c->max_pending_requests);
+				k_sbuf_printf(b, "%s::%s::max_requests::%u\n", n, prio[p],
+					      p ? 1024u : c->max_requests);
+				k_sbuf_printf(b, "%s::%s::max_retries::3\n", n, prio[p]);
 			}
 			k_sbuf_printf(b, "%s::added_via_api::false\n", n);
 		}
@@ -668,50 +651,53 @@ static void h_clusters(struct kp_admin *a, const struct admin_req *rq,
 				uint64_t v;
 				int gauge;
 			} st[] = {
-				{ "cx_active", h.cx_active, 1 },
-				{ "cx_connect_fail", h.cx_connect_fail, 0 },
-				{ "cx_total", h.cx_total, 0 },
-				{ "rq_active", h.rq_active, 1 },
-				{ "rq_error", h.rq_error, 0 },
-				{ "rq_success", h.rq_success, 0 },
-				{ "rq_timeout", h.rq_timeout, 0 },
-				{ "rq_total", h.rq_total, 0 },
+				{"cx_active", h.cx_active, 1},
+				{"cx_connect_fail", h.cx_connect_fail, 0},
+				{"cx_total", h.cx_total, 0},
+				{"rq_active", h.rq_active, 1},
+				{"rq_error", h.rq_error, 0},
+				{"rq_success", h.rq_success, 0},
+				{"rq_timeout", h.rq_timeout, 0},
+				{"rq_total", h.rq_total, 0},
 			};
 			if (json) {
 				char ip[INET6_ADDRSTRLEN];
 				int port;
-				fmt_sockaddr((const struct sockaddr *)&ep->addr,
-					     ip, sizeof(ip), &port);
-				k_sbuf_adds(b, e ? ",{\"address\":{\"socket_address\":{\"address\":"
-					     : "{\"address\":{\"socket_address\":{\"address\":");
+				fmt_sockaddr((const struct sockaddr *)&ep->addr, ip, sizeof(ip),
+					     &port);
+				k_sbuf_adds(b,
+					    e ? ",{\"address\":{\"socket_address\":{\"address\":"
+					      : "{\"address\":{\"socket_address\":{\"address\":");
 				k_sbuf_json_str(b, ip);
 				k_sbuf_printf(b, ",\"port_value\":%d}},\"stats\":[", port);
 				for (size_t k = 0; k < K_ARRAY_LEN(st); k++) {
-					k_sbuf_printf(b, "%s{\"name\":\"%s\",\"value\":\"%" PRIu64 "\"%s}",
-						  k ? "," : "", st[k].name, st[k].v,
-						  st[k].gauge ? ",\"type\":\"GAUGE\"" : "");
+					k_sbuf_printf(b,
+						      "%s{\"name\":\"%s\",\"value\":\"%" PRIu64
+						      "\"%s}",
+						      k ? "," : "", st[k].name, st[k].v,
+						      st[k].gauge ? ",\"type\":\"GAUGE\"" : "");
 				}
-				k_sbuf_printf(b, "],\"health_status\":{\"eds_health_status\":\"HEALTHY\"},"
-					     "\"weight\":%u,\"locality\":{}}",
-					  ep->weight ? ep->weight : 1);
+				k_sbuf_printf(
+					b,
+					"],\"health_status\":{\"eds_health_status\":\"HEALTHY\"},"
+					"\"weight\":%u,\"locality\":{}}",
+					ep->weight ? ep->weight : 1);
 				continue;
 			}
 			for (size_t k = 0; k < K_ARRAY_LEN(st); k++)
-				k_sbuf_printf(b, "%s::%s::%s::%" PRIu64 "\n", n,
-					  ep->name, st[k].name, st[k].v);
+				k_sbuf_printf(b, "%s::%s::%s::%" PRIu64 "\n", n, ep->name,
+					      st[k].name, st[k].v);
 			k_sbuf_printf(b, "%s::%s::hostname::\n", n, ep->name);
-			k_sbuf_printf(b, "%s::%s::health_flags::healthy\n", n,
-				  ep->name);
+			k_sbuf_printf(b, "%s::%s::health_flags::healthy\n", n, ep->name);
 			k_sbuf_printf(b, "%s::%s::weight::%u\n", n, ep->name,
-				  ep->weight ? ep->weight : 1);
+				      ep->weight ? ep->weight : 1);
 			k_sbuf_printf(b, "%s::%s::region::\n", n, ep->name);
 			k_sbuf_printf(b, "%s::%s::zone::\n", n, ep->name);
 			k_sbuf_printf(b, "%s::%s::sub_zone::\n", n, ep->name);
 			k_sbuf_printf(b, "%s::%s::canary::false\n", n, ep->name);
 			k_sbuf_printf(b, "%s::%s::priority::0\n", n, ep->name);
 			k_sbuf_printf(b, "%s::%s::success_rate::-1\n", n, ep->name);
-			k_sbuf_printf(b, "%s::%s::local_origin_success_rate::-1\n",
-				  n, ep->name);
+			k_sbuf_printf(b, "%s::%s::local_origin_success_rate::-1\n", n, ep->name);
 		}
 		if (json)
 			k_sbuf_adds(b, "]}");
@@ -728,8 +714,7 @@ static void h_clusters(struct kp_admin *a, const struct admin_req *rq,
 	}
 }
 
-static void h_listeners(struct kp_admin *a, const struct admin_req *rq,
-			struct admin_resp *r)
+static void h_listeners(struct kp_admin *a, const struct admin_req *rq, struct admin_resp *r)
 {
 	const struct kp_config *cfg = a->srv->config;
 	int json = want_json(rq, r);
@@ -741,17 +726,16 @@ static void h_listeners(struct kp_admin *a, const struct admin_req *rq,
 	if (!json) {
 		for (uint32_t i = 0; i < nl; i++)
 			k_sbuf_printf(&r->body, "%s::%s\n", cfg->listeners[i].name,
-				  cfg->listeners[i].addr_str);
+				      cfg->listeners[i].addr_str);
 		return;
 	}
-	struct k_sbuf j = { 0 };
+	struct k_sbuf j = {0};
 	k_sbuf_adds(&j, "{\"listener_statuses\":[");
 	for (uint32_t i = 0; i < nl; i++) {
 		const struct kp_listener_cfg *l = &cfg->listeners[i];
 		char ip[INET6_ADDRSTRLEN];
 		int port;
-		fmt_sockaddr((const struct sockaddr *)&l->addr, ip, sizeof(ip),
-			     &port);
+		fmt_sockaddr((const struct sockaddr *)&l->addr, ip, sizeof(ip), &port);
 		k_sbuf_adds(&j, i ? ",{\"name\":" : "{\"name\":");
 		k_sbuf_json_str(&j, l->name);
 		k_sbuf_adds(&j, ",\"local_address\":{\"socket_address\":{\"address\":");
@@ -766,8 +750,7 @@ static void h_listeners(struct kp_admin *a, const struct admin_req *rq,
 	free(j.p);
 }
 
-static void h_memory(struct kp_admin *a, const struct admin_req *rq,
-		     struct admin_resp *r)
+static void h_memory(struct kp_admin *a, const struct admin_req *rq, struct admin_resp *r)
 {
 	struct mallinfo2 mi = mallinfo2();
 	uint64_t allocated = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
@@ -777,8 +760,7 @@ static void h_memory(struct kp_admin *a, const struct admin_req *rq,
 	snprintf(j, sizeof(j),
 		 "{\"allocated\":\"%" PRIu64 "\",\"heap_size\":\"%" PRIu64
 		 "\",\"pageheap_unmapped\":\"0\",\"pageheap_free\":\"%" PRIu64
-		 "\",\"total_thread_cache\":\"0\",\"total_physical_bytes\":\"%" PRIu64
-		 "\"}",
+		 "\",\"total_thread_cache\":\"0\",\"total_physical_bytes\":\"%" PRIu64 "\"}",
 		 allocated, heap, (uint64_t)mi.fordblks, heap);
 	r->status = 200;
 	r->ctype = CT_JSON;
@@ -787,30 +769,30 @@ static void h_memory(struct kp_admin *a, const struct admin_req *rq,
 
 static const char *level_name(enum k_log_level l)
 {
-	static const char *const names[] = { "trace", "debug", "info",
-					     "warning", "error", "off" };
+	static const char *const names[] = {"trace", "debug", "info", "warning", "error", "off"};
 	return (unsigned)l < K_ARRAY_LEN(names) ? names[l] : "?";
 }
 
-static void h_logging(struct kp_admin *a, const struct admin_req *rq,
-		      struct admin_resp *r)
+static void h_logging(struct kp_admin *a, const struct admin_req *rq, struct admin_resp *r)
 {
 	struct k_str q = rq->query, k, v;
 	int have_params = 0, level = -1;
 	while (query_next(&q, &k, &v)) {
 		have_params = 1;
 		char key[64], val[64];
-		if (pct_decode(k, key, sizeof(key)) < 0 ||
-		    pct_decode(v, val, sizeof(val)) < 0) {
-			resp_text(r, 400, "usage: POST /logging?level=(trace|debug|info|warning|error|critical|off)\n");
+		if (pct_decode(k, key, sizeof(key)) < 0 || pct_decode(v, val, sizeof(val)) < 0) {
+			resp_text(r, 400,
+				  "usage: POST "
+				  "/logging?level=(trace|debug|info|warning|error|critical|off)\n");
 			return;
 		}
 		if (strcmp(key, "level") != 0) {
 			r->status = 400;
 			r->ctype = CT_TEXT;
 			k_sbuf_printf(&r->body,
-				  "error: unknown logger \"%s\"; kite has one logger, set it with ?level=\n",
-				  key);
+				      "error: unknown logger \"%s\"; kite has one logger, set it "
+				      "with ?level=\n",
+				      key);
 			return;
 		}
 		level = k_log_parse_level(val);
@@ -818,8 +800,9 @@ static void h_logging(struct kp_admin *a, const struct admin_req *rq,
 			r->status = 400;
 			r->ctype = CT_TEXT;
 			k_sbuf_printf(&r->body,
-				  "error: unknown log level \"%s\" (trace, debug, info, warning, error, critical, off)\n",
-				  val);
+				      "error: unknown log level \"%s\" (trace, debug, info, "
+				      "warning, error, critical, off)\n",
+				      val);
 			return;
 		}
 	}
@@ -828,7 +811,7 @@ static void h_logging(struct kp_admin *a, const struct admin_req *rq,
 		r->status = 405;
 		r->ctype = CT_TEXT;
 		k_sbuf_printf(&r->body, "Method %.*s not allowed, POST required.",
-			  (int)rq->method.len, rq->method.p);
+			      (int)rq->method.len, rq->method.p);
 		return;
 	}
 	if (level >= 0) {
@@ -837,33 +820,28 @@ static void h_logging(struct kp_admin *a, const struct admin_req *rq,
 	}
 	r->status = 200;
 	r->ctype = CT_TEXT;
-	k_sbuf_printf(&r->body, "active loggers:\n  kite: %s\n",
-		  level_name(k_log_min));
+	k_sbuf_printf(&r->body, "active loggers:\n  kite: %s\n", level_name(k_log_min));
 }
 
-static void h_quit(struct kp_admin *a, const struct admin_req *rq,
-		   struct admin_resp *r)
+static void h_quit(struct kp_admin *a, const struct admin_req *rq, struct admin_resp *r)
 {
 	resp_text(r, 200, "OK\n");
 	r->action = ACTION_QUIT;
 }
 
-static void h_drain(struct kp_admin *a, const struct admin_req *rq,
-		    struct admin_resp *r)
+static void h_drain(struct kp_admin *a, const struct admin_req *rq, struct admin_resp *r)
 {
 	resp_text(r, 200, "OK\n");
 	r->action = ACTION_DRAIN;
 }
 
-static void h_hc_fail(struct kp_admin *a, const struct admin_req *rq,
-		      struct admin_resp *r)
+static void h_hc_fail(struct kp_admin *a, const struct admin_req *rq, struct admin_resp *r)
 {
 	a->healthcheck_failed = 1;
 	resp_text(r, 200, "OK\n");
 }
 
-static void h_hc_ok(struct kp_admin *a, const struct admin_req *rq,
-		    struct admin_resp *r)
+static void h_hc_ok(struct kp_admin *a, const struct admin_req *rq, struct admin_resp *r)
 {
 	a->healthcheck_failed = 0;
 	resp_text(r, 200, "OK\n");
@@ -873,25 +851,25 @@ static const struct admin_ep {
 	const char *path;
 	const char *help;
 	int post; /* mutates state: POST required */
-	void (*fn)(struct kp_admin *, const struct admin_req *,
-		   struct admin_resp *);
+	void (*fn)(struct kp_admin *, const struct admin_req *, struct admin_resp *);
 } admin_eps[] = {
-	{ "/", "Admin home page", 0, h_help },
-	{ "/clusters", "upstream cluster status (?format=json)", 0, h_clusters },
-	{ "/config_dump", "dump current configuration", 0, h_config_dump },
-	{ "/drain_listeners", "drain listeners, then exit", 1, h_drain },
-	{ "/healthcheck/fail", "cause the server to fail health checks", 1, h_hc_fail },
-	{ "/healthcheck/ok", "cause the server to pass health checks", 1, h_hc_ok },
-	{ "/healthz", "200 OK while live and passing health checks, else 503", 0, h_healthz },
-	{ "/help", "print out list of admin commands", 0, h_help },
-	{ "/listeners", "print listener info (?format=json)", 0, h_listeners },
-	{ "/logging", "query/change logging levels (POST ?level=debug)", 0, h_logging },
-	{ "/memory", "print current allocation/heap usage", 0, h_memory },
-	{ "/quitquitquit", "exit the server", 1, h_quit },
-	{ "/ready", "print server state, return 200 if LIVE, otherwise return 503", 0, h_ready },
-	{ "/server_info", "print server version/status information", 0, h_server_info },
-	{ "/stats", "print server stats (?filter=REGEX, ?usedonly, ?format=json|prometheus)", 0, h_stats },
-	{ "/stats/prometheus", "print server stats in prometheus format", 0, h_stats },
+	{"/", "Admin home page", 0, h_help},
+	{"/clusters", "upstream cluster status (?format=json)", 0, h_clusters},
+	{"/config_dump", "dump current configuration", 0, h_config_dump},
+	{"/drain_listeners", "drain listeners, then exit", 1, h_drain},
+	{"/healthcheck/fail", "cause the server to fail health checks", 1, h_hc_fail},
+	{"/healthcheck/ok", "cause the server to pass health checks", 1, h_hc_ok},
+	{"/healthz", "200 OK while live and passing health checks, else 503", 0, h_healthz},
+	{"/help", "print out list of admin commands", 0, h_help},
+	{"/listeners", "print listener info (?format=json)", 0, h_listeners},
+	{"/logging", "query/change logging levels (POST ?level=debug)", 0, h_logging},
+	{"/memory", "print current allocation/heap usage", 0, h_memory},
+	{"/quitquitquit", "exit the server", 1, h_quit},
+	{"/ready", "print server state, return 200 if LIVE, otherwise return 503", 0, h_ready},
+	{"/server_info", "print server version/status information", 0, h_server_info},
+	{"/stats", "print server stats (?filter=REGEX, ?usedonly, ?format=json|prometheus)", 0,
+	 h_stats},
+	{"/stats/prometheus", "print server stats in prometheus format", 0, h_stats},
 };
 
 static void help_text(struct k_sbuf *b)
@@ -901,26 +879,24 @@ static void help_text(struct k_sbuf *b)
 		k_sbuf_printf(b, "  %s: %s\n", admin_eps[i].path, admin_eps[i].help);
 }
 
-static void h_help(struct kp_admin *a, const struct admin_req *rq,
-		   struct admin_resp *r)
+static void h_help(struct kp_admin *a, const struct admin_req *rq, struct admin_resp *r)
 {
 	r->status = 200;
 	r->ctype = CT_TEXT;
 	help_text(&r->body);
 }
 
-static void dispatch(struct kp_admin *a, const struct admin_req *rq,
-		     struct admin_resp *r)
+static void dispatch(struct kp_admin *a, const struct admin_req *rq, struct admin_resp *r)
 {
 	for (size_t i = 0; i < K_ARRAY_LEN(admin_eps); i++) {
 		const struct admin_ep *ep = &admin_eps[i];
-		if (!k_str_eq(rq->path, (struct k_str){ ep->path, strlen(ep->path) }))
+		if (!k_str_eq(rq->path, (struct k_str){ep->path, strlen(ep->path)}))
 			continue;
 		if (ep->post && !rq->post) {
 			r->status = 405;
 			r->ctype = CT_TEXT;
 			k_sbuf_printf(&r->body, "Method %.*s not allowed, POST required.",
-				  (int)rq->method.len, rq->method.p);
+				      (int)rq->method.len, rq->method.p);
 			return;
 		}
 		ep->fn(a, rq, r);
@@ -1036,12 +1012,12 @@ static void on_write(uv_write_t *req, int status)
 	}
 }
 
-static void send_resp(struct admin_conn *c, struct admin_resp *r, int keep,
-		      int head_only, int minor)
+static void send_resp(struct admin_conn *c, struct admin_resp *r, int keep, int head_only,
+		      int minor)
 {
 	if (r->body.oom) {
 		free(r->body.p);
-		r->body = (struct k_sbuf){ 0 };
+		r->body = (struct k_sbuf){0};
 		r->status = 500;
 		r->ctype = CT_TEXT;
 		k_sbuf_adds(&r->body, "out of memory\n");
@@ -1056,10 +1032,10 @@ static void send_resp(struct admin_conn *c, struct admin_resp *r, int keep,
 			  "x-content-type-options: nosniff\r\n"
 			  "%s"
 			  "\r\n",
-			  r->status, k_h1_reason(r->status), r->ctype,
-			  r->body.len,
-			  !keep ? "connection: close\r\n" :
-			  minor == 0 ? "connection: keep-alive\r\n" : "");
+			  r->status, k_h1_reason(r->status), r->ctype, r->body.len,
+			  !keep	       ? "connection: close\r\n"
+			  : minor == 0 ? "connection: keep-alive\r\n"
+				       : "");
 	size_t blen = head_only ? 0 : r->body.len;
 	struct admin_write *w = malloc(sizeof(*w) + (size_t)hn + blen);
 	if (!w) {
@@ -1071,7 +1047,7 @@ static void send_resp(struct admin_conn *c, struct admin_resp *r, int keep,
 	if (blen)
 		memcpy(w->data + hn, r->body.p, blen);
 	free(r->body.p);
-	r->body = (struct k_sbuf){ 0 };
+	r->body = (struct k_sbuf){0};
 	w->c = c;
 	w->action = r->action;
 	w->len = (size_t)hn + blen;
@@ -1089,17 +1065,16 @@ static void send_resp(struct admin_conn *c, struct admin_resp *r, int keep,
 /* A response without a request we could parse (400, 431, ...). */
 static void send_error(struct admin_conn *c, int status, const char *why)
 {
-	struct admin_resp r = { .status = status, .ctype = CT_TEXT };
+	struct admin_resp r = {.status = status, .ctype = CT_TEXT};
 	k_sbuf_adds(&r.body, why);
 	k_sbuf_add(&r.body, "\n", 1);
 	send_resp(c, &r, 0, 0, 1);
 	c->close_after = 1;
 }
 
-static void handle_request(struct admin_conn *c, const struct k_h1_msg *m,
-			   int keep)
+static void handle_request(struct admin_conn *c, const struct k_h1_msg *m, int keep)
 {
-	struct admin_req rq = { .method = m->method };
+	struct admin_req rq = {.method = m->method};
 	struct k_str t = m->target;
 	if (m->target_form != K_H1_TARGET_ORIGIN) {
 		send_error(c, 400, "admin requests need an origin-form target (/path)");
@@ -1113,10 +1088,10 @@ static void handle_request(struct admin_conn *c, const struct k_h1_msg *m,
 	rq.post = k_str_eq(m->method, K_STR_LIT("POST"));
 	int head_only = k_str_eq(m->method, K_STR_LIT("HEAD"));
 
-	struct admin_resp r = { .status = 500, .ctype = CT_TEXT };
+	struct admin_resp r = {.status = 500, .ctype = CT_TEXT};
 	dispatch(c->a, &rq, &r);
-	k_debug("admin: %.*s %.*s -> %d", (int)m->method.len, m->method.p,
-		(int)t.len, t.p, r.status);
+	k_debug("admin: %.*s %.*s -> %d", (int)m->method.len, m->method.p, (int)t.len, t.p,
+		r.status);
 	send_resp(c, &r, keep, head_only, m->minor);
 }
 
@@ -1152,8 +1127,7 @@ static void conn_process(struct admin_conn *c)
 		if (c->in_body) {
 			struct k_str data;
 			struct k_h1_error err;
-			int rc = k_h1_body_decode(&c->body, c->buf, c->len,
-						  &data, &err);
+			int rc = k_h1_body_decode(&c->body, c->buf, c->len, &data, &err);
 			if (rc < 0) {
 				conn_close(c);
 				return;
@@ -1170,13 +1144,12 @@ static void conn_process(struct admin_conn *c)
 				break;
 			continue;
 		}
-		struct k_h1_limits lim = { ADMIN_MAX_HEAD,
-					   K_H1_DEFAULT_MAX_HEADERS };
+		struct k_h1_limits lim = {ADMIN_MAX_HEAD, K_H1_DEFAULT_MAX_HEADERS};
 		struct k_h1_header hdrs[K_H1_DEFAULT_MAX_HEADERS];
 		struct k_h1_msg m;
-		struct k_h1_error err = { 0 };
-		int rc = k_h1_parse_request(c->buf, c->len, c->parsed, &lim, &m,
-					    hdrs, K_ARRAY_LEN(hdrs), &err);
+		struct k_h1_error err = {0};
+		int rc = k_h1_parse_request(c->buf, c->len, c->parsed, &lim, &m, hdrs,
+					    K_ARRAY_LEN(hdrs), &err);
 		if (rc == K_EAGAIN) {
 			c->parsed = c->len;
 			if (c->len >= ADMIN_MAX_HEAD)
@@ -1196,8 +1169,7 @@ static void conn_process(struct admin_conn *c)
 		 * body once it sees our answer, so we could not tell where
 		 * the next request starts: close instead. */
 		if (has_body && (m.expect_continue || m.body == K_H1_BODY_CLOSE ||
-				 (m.body == K_H1_BODY_LENGTH &&
-				  m.content_length > ADMIN_MAX_BODY)))
+				 (m.body == K_H1_BODY_LENGTH && m.content_length > ADMIN_MAX_BODY)))
 			keep = 0;
 		handle_request(c, &m, keep);
 		if (c->closing)
@@ -1236,8 +1208,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 		}
 	}
 	/* A zero-length buffer makes libuv report UV_ENOBUFS: we close. */
-	*buf = uv_buf_init(c->buf ? c->buf + c->len : NULL,
-			   c->buf ? c->cap - c->len : 0);
+	*buf = uv_buf_init(c->buf ? c->buf + c->len : NULL, c->buf ? c->cap - c->len : 0);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -1277,8 +1248,7 @@ static void on_connection(uv_stream_t *server, int status)
 	if (a->n_conns >= ADMIN_MAX_CONNS) {
 		/* Accept and drop: leaving it in the backlog would wake us
 		 * again at once. */
-		k_warn("admin: more than %u connections, closing a new one",
-		       ADMIN_MAX_CONNS);
+		k_warn("admin: more than %u connections, closing a new one", ADMIN_MAX_CONNS);
 		c->closing = 1;
 		uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 		return;
@@ -1322,8 +1292,8 @@ static void on_defer(uv_timer_t *t)
 	}
 }
 
-int kp_admin_start(struct kp_server *srv, const struct sockaddr *addr,
-		   struct kp_admin **out, char *err, size_t errlen)
+int kp_admin_start(struct kp_server *srv, const struct sockaddr *addr, struct kp_admin **out,
+		   char *err, size_t errlen)
 {
 	socklen_t alen;
 	*out = NULL;
@@ -1332,8 +1302,7 @@ int kp_admin_start(struct kp_server *srv, const struct sockaddr *addr,
 	else if (addr->sa_family == AF_INET6)
 		alen = sizeof(struct sockaddr_in6);
 	else {
-		snprintf(err, errlen, "admin address: unsupported family %d",
-			 addr->sa_family);
+		snprintf(err, errlen, "admin address: unsupported family %d", addr->sa_family);
 		return K_EINVAL;
 	}
 	char want[80];
@@ -1365,8 +1334,7 @@ int kp_admin_start(struct kp_server *srv, const struct sockaddr *addr,
 		return K_ENOMEM;
 	}
 	a->srv = srv;
-	fmt_addr_port((const struct sockaddr *)&bound, a->addr_str,
-		      sizeof(a->addr_str));
+	fmt_addr_port((const struct sockaddr *)&bound, a->addr_str, sizeof(a->addr_str));
 	uv_tcp_init(srv->loop, &a->listener);
 	uv_timer_init(srv->loop, &a->sweep);
 	uv_timer_init(srv->loop, &a->defer);
@@ -1377,7 +1345,7 @@ int kp_admin_start(struct kp_server *srv, const struct sockaddr *addr,
 		rc = uv_listen((uv_stream_t *)&a->listener, 128, on_connection);
 	if (rc < 0) {
 		snprintf(err, errlen, "admin listen %s: %s", want, uv_strerror(rc));
-		if (uv_fileno((uv_handle_t *)&a->listener, &(uv_os_fd_t){ 0 }) < 0)
+		if (uv_fileno((uv_handle_t *)&a->listener, &(uv_os_fd_t){0}) < 0)
 			close(fd);
 		kp_admin_close(a);
 		return K_EIO;

@@ -26,8 +26,8 @@ struct kp_admin;
  * address and the reason ("admin bind 127.0.0.1:15000: Address already in
  * use"), K_EINVAL for an unsupported address family, or K_ENOMEM. On
  * failure nothing is left open. srv must outlive the admin. */
-int kp_admin_start(struct kp_server *srv, const struct sockaddr *addr,
-		   struct kp_admin **out, char *err, size_t errlen);
+int kp_admin_start(struct kp_server *srv, const struct sockaddr *addr, struct kp_admin **out,
+		   char *err, size_t errlen);
 
 /* Close the listener and every connection (responses still queued are
  * dropped). Safe to call from any main-thread callback, including one the

@@ -21,11 +21,11 @@ struct kp_field {
 	enum kp_stat_kind kind;
 };
 
-#define KP_FIELD(kind, name) { #name, KP_##kind },
-static const struct kp_field kp_http_fields[] = { KP_HTTP_STATS(KP_FIELD) };
-static const struct kp_field kp_cluster_fields[] = { KP_CLUSTER_STATS(KP_FIELD) };
-static const struct kp_field kp_listener_fields[] = { KP_LISTENER_STATS(KP_FIELD) };
-static const struct kp_field kp_server_fields[] = { KP_SERVER_STATS(KP_FIELD) };
+#define KP_FIELD(kind, name) {#name, KP_##kind},
+static const struct kp_field kp_http_fields[] = {KP_HTTP_STATS(KP_FIELD)};
+static const struct kp_field kp_cluster_fields[] = {KP_CLUSTER_STATS(KP_FIELD)};
+static const struct kp_field kp_listener_fields[] = {KP_LISTENER_STATS(KP_FIELD)};
+static const struct kp_field kp_server_fields[] = {KP_SERVER_STATS(KP_FIELD)};
 #undef KP_FIELD
 
 struct kp_scope_kind {
@@ -36,15 +36,11 @@ struct kp_scope_kind {
 };
 
 static const struct kp_scope_kind kp_scope_kinds[] = {
-	{ "cluster", "envoy_cluster_name", kp_cluster_fields,
-	  K_ARRAY_LEN(kp_cluster_fields) },
-	{ "http", "envoy_http_conn_manager_prefix", kp_http_fields,
-	  K_ARRAY_LEN(kp_http_fields) },
-	{ "listener", "envoy_listener_address", kp_listener_fields,
-	  K_ARRAY_LEN(kp_listener_fields) },
-	{ "server", NULL, kp_server_fields, K_ARRAY_LEN(kp_server_fields) },
+	{"cluster", "envoy_cluster_name", kp_cluster_fields, K_ARRAY_LEN(kp_cluster_fields)},
+	{"http", "envoy_http_conn_manager_prefix", kp_http_fields, K_ARRAY_LEN(kp_http_fields)},
+	{"listener", "envoy_listener_address", kp_listener_fields, K_ARRAY_LEN(kp_listener_fields)},
+	{"server", NULL, kp_server_fields, K_ARRAY_LEN(kp_server_fields)},
 };
-
 
 /* ---- layout ---------------------------------------------------------- */
 
@@ -75,8 +71,8 @@ static void prom_sanitize(char *s)
 {
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '_'))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_'))
 			*s = '_';
 	}
 }
@@ -89,22 +85,20 @@ static char rq_class(const char *field)
 	if (n < 7)
 		return 0;
 	const char *t = field + n - 7;
-	if (memcmp(t, "_rq_", 4) == 0 && t[4] >= '1' && t[4] <= '5' &&
-	    t[5] == 'x' && t[6] == 'x')
+	if (memcmp(t, "_rq_", 4) == 0 && t[4] >= '1' && t[4] <= '5' && t[5] == 'x' && t[6] == 'x')
 		return t[4];
 	return 0;
 }
 
 /* Fill one def; all its strings live in a single allocation. */
-static int def_init(struct kp_stat_def *d, const struct kp_scope_kind *sk,
-		    const char *scope, const struct kp_field *f)
+static int def_init(struct kp_stat_def *d, const struct kp_scope_kind *sk, const char *scope,
+		    const struct kp_field *f)
 {
 	size_t kl = strlen(sk->kind), sl = scope ? strlen(scope) : 0;
 	size_t fl = strlen(f->name);
 	size_t tnl = sk->tag_name ? strlen(sk->tag_name) : 0;
 	/* name + prom_name + tag_name + tag_value + labels, generous. */
-	size_t need = (kl + sl + fl + 3) * 2 + tnl + 1 + sl + 1 +
-		      (tnl + 2 * sl + 64) + 8;
+	size_t need = (kl + sl + fl + 3) * 2 + tnl + 1 + sl + 1 + (tnl + 2 * sl + 64) + 8;
 	char *blk = malloc(need), *p = blk;
 	if (!blk)
 		return K_ENOMEM;
@@ -118,8 +112,7 @@ static int def_init(struct kp_stat_def *d, const struct kp_scope_kind *sk,
 
 	char cls = rq_class(f->name);
 	d->prom_name = p;
-	p += sprintf(p, "%s_%.*s", sk->kind,
-		     (int)(cls ? fl - 4 : fl), f->name);
+	p += sprintf(p, "%s_%.*s", sk->kind, (int)(cls ? fl - 4 : fl), f->name);
 	if (cls)
 		p += sprintf(p, "_xx");
 	p++;
@@ -137,8 +130,7 @@ static int def_init(struct kp_stat_def *d, const struct kp_scope_kind *sk,
 	d->prom_labels = p;
 	*p = '\0';
 	if (cls)
-		p += sprintf(p, "envoy_response_code_class=\"%c\"%s", cls,
-			     sk->tag_name ? "," : "");
+		p += sprintf(p, "envoy_response_code_class=\"%c\"%s", cls, sk->tag_name ? "," : "");
 	if (sk->tag_name) {
 		p += sprintf(p, "%s=\"", sk->tag_name);
 		p += prom_escape(p, scope);
@@ -152,16 +144,15 @@ static const struct kp_scope_kind *scope_kind_of(const char *name)
 {
 	for (size_t i = 0; i < K_ARRAY_LEN(kp_scope_kinds); i++) {
 		size_t n = strlen(kp_scope_kinds[i].kind);
-		if (strncmp(name, kp_scope_kinds[i].kind, n) == 0 &&
-		    name[n] == '.')
+		if (strncmp(name, kp_scope_kinds[i].kind, n) == 0 && name[n] == '.')
 			return &kp_scope_kinds[i];
 	}
 	return NULL;
 }
 
 /* name == "<kind>.<scope>.<field>" (or "<kind>.<field>" without scope). */
-static int name_is(const char *name, const struct kp_scope_kind *sk,
-		   const char *scope, const char *field)
+static int name_is(const char *name, const struct kp_scope_kind *sk, const char *scope,
+		   const char *field)
 {
 	size_t n = strlen(sk->kind);
 	if (strncmp(name, sk->kind, n) != 0 || name[n] != '.')
@@ -209,8 +200,7 @@ int kp_stat_layout_add_scope(struct kp_stat_layout *l, const char *scope_kind,
 		const struct kp_scope_kind *k = scope_kind_of(l->defs[i].name);
 		if (!k)
 			break; /* not laid out by us: no sharing */
-		if (k == sk && name_is(l->defs[i].name, sk, scope,
-				       sk->fields[0].name)) {
+		if (k == sk && name_is(l->defs[i].name, sk, scope, sk->fields[0].name)) {
 			free(scope);
 			return (int)i;
 		}
@@ -270,8 +260,7 @@ static void seterr(char *err, size_t errlen, const char *msg)
 static int cmp_name(const void *a, const void *b, void *arg)
 {
 	const struct kp_stat_layout *l = arg;
-	return strcmp(l->defs[*(const uint32_t *)a].name,
-		      l->defs[*(const uint32_t *)b].name);
+	return strcmp(l->defs[*(const uint32_t *)a].name, l->defs[*(const uint32_t *)b].name);
 }
 
 static int cmp_prom(const void *a, const void *b, void *arg)
@@ -285,9 +274,8 @@ static int cmp_prom(const void *a, const void *b, void *arg)
 
 /* Select (filter, used_only), sum and sort. Returns 0, K_EINVAL (bad
  * regex; err says why) or K_ENOMEM. */
-static int snapshot(const struct kp_stat_layout *l,
-		    const uint64_t *const *shards, uint32_t n_shards,
-		    const char *filter, int used_only, int prom_order,
+static int snapshot(const struct kp_stat_layout *l, const uint64_t *const *shards,
+		    uint32_t n_shards, const char *filter, int used_only, int prom_order,
 		    struct kp_snapshot *s, char *err, size_t errlen)
 {
 	regex_t re;
@@ -299,9 +287,7 @@ static int snapshot(const struct kp_stat_layout *l,
 			char why[128];
 			regerror(rc, &re, why, sizeof(why));
 			if (err && errlen)
-				snprintf(err, errlen,
-					 "invalid regex \"%s\": %s", filter,
-					 why);
+				snprintf(err, errlen, "invalid regex \"%s\": %s", filter, why);
 			return K_EINVAL;
 		}
 		have_re = 1;
@@ -328,8 +314,7 @@ static int snapshot(const struct kp_stat_layout *l,
 	}
 	if (have_re)
 		regfree(&re);
-	qsort_r(s->idx, s->n, sizeof(*s->idx), prom_order ? cmp_prom : cmp_name,
-		(void *)l);
+	qsort_r(s->idx, s->n, sizeof(*s->idx), prom_order ? cmp_prom : cmp_name, (void *)l);
 	/* Sum again in output order so val[j] belongs to idx[j]. */
 	for (uint32_t j = 0; j < s->n; j++) {
 		uint64_t sum = 0;
@@ -373,16 +358,14 @@ static char *finish(struct k_sbuf *b, size_t *len, char *err, size_t errlen)
 	return b->p;
 }
 
-char *kp_stats_render_text(const struct kp_stat_layout *l,
-			   const uint64_t *const *shards, uint32_t n_shards,
-			   const char *filter, int used_only, size_t *len,
+char *kp_stats_render_text(const struct kp_stat_layout *l, const uint64_t *const *shards,
+			   uint32_t n_shards, const char *filter, int used_only, size_t *len,
 			   char *err, size_t errlen)
 {
 	struct kp_snapshot s;
-	if (snapshot(l, shards, n_shards, filter, used_only, 0, &s, err,
-		     errlen) < 0)
+	if (snapshot(l, shards, n_shards, filter, used_only, 0, &s, err, errlen) < 0)
 		return NULL;
-	struct k_sbuf b = { 0 };
+	struct k_sbuf b = {0};
 	for (uint32_t j = 0; j < s.n; j++) {
 		const struct kp_stat_def *d = &l->defs[s.idx[j]];
 		k_sbuf_adds(&b, d->name);
@@ -394,17 +377,14 @@ char *kp_stats_render_text(const struct kp_stat_layout *l,
 	return finish(&b, len, err, errlen);
 }
 
-
-char *kp_stats_render_json(const struct kp_stat_layout *l,
-			   const uint64_t *const *shards, uint32_t n_shards,
-			   const char *filter, int used_only, size_t *len,
+char *kp_stats_render_json(const struct kp_stat_layout *l, const uint64_t *const *shards,
+			   uint32_t n_shards, const char *filter, int used_only, size_t *len,
 			   char *err, size_t errlen)
 {
 	struct kp_snapshot s;
-	if (snapshot(l, shards, n_shards, filter, used_only, 0, &s, err,
-		     errlen) < 0)
+	if (snapshot(l, shards, n_shards, filter, used_only, 0, &s, err, errlen) < 0)
 		return NULL;
-	struct k_sbuf b = { 0 };
+	struct k_sbuf b = {0};
 	k_sbuf_adds(&b, "{\"stats\":[");
 	for (uint32_t j = 0; j < s.n; j++) {
 		const struct kp_stat_def *d = &l->defs[s.idx[j]];
@@ -419,17 +399,14 @@ char *kp_stats_render_json(const struct kp_stat_layout *l,
 	return finish(&b, len, err, errlen);
 }
 
-char *kp_stats_render_prometheus(const struct kp_stat_layout *l,
-				 const uint64_t *const *shards,
-				 uint32_t n_shards, const char *filter,
-				 int used_only, size_t *len, char *err,
-				 size_t errlen)
+char *kp_stats_render_prometheus(const struct kp_stat_layout *l, const uint64_t *const *shards,
+				 uint32_t n_shards, const char *filter, int used_only, size_t *len,
+				 char *err, size_t errlen)
 {
 	struct kp_snapshot s;
-	if (snapshot(l, shards, n_shards, filter, used_only, 1, &s, err,
-		     errlen) < 0)
+	if (snapshot(l, shards, n_shards, filter, used_only, 1, &s, err, errlen) < 0)
 		return NULL;
-	struct k_sbuf b = { 0 };
+	struct k_sbuf b = {0};
 	const char *cur = NULL;
 	for (uint32_t j = 0; j < s.n; j++) {
 		const struct kp_stat_def *d = &l->defs[s.idx[j]];
@@ -440,8 +417,7 @@ char *kp_stats_render_prometheus(const struct kp_stat_layout *l,
 			cur = d->prom_name;
 			k_sbuf_adds(&b, "# TYPE envoy_");
 			k_sbuf_adds(&b, d->prom_name);
-			k_sbuf_adds(&b, d->kind == KP_GAUGE ? " gauge\n"
-							  : " counter\n");
+			k_sbuf_adds(&b, d->kind == KP_GAUGE ? " gauge\n" : " counter\n");
 		}
 		k_sbuf_adds(&b, "envoy_");
 		k_sbuf_adds(&b, d->prom_name);

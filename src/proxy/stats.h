@@ -18,82 +18,82 @@
 enum kp_stat_kind { KP_COUNTER, KP_GAUGE };
 
 /* Fields of an HTTP connection manager scope: "http.<stat_prefix>.<field>". */
-#define KP_HTTP_STATS(X)                 \
-	X(COUNTER, downstream_cx_total)    \
-	X(GAUGE, downstream_cx_active)     \
-	X(COUNTER, downstream_cx_http1_total) \
-	X(COUNTER, downstream_cx_destroy)  \
-	X(COUNTER, downstream_cx_protocol_error) \
-	X(COUNTER, downstream_cx_idle_timeout) \
-	X(COUNTER, downstream_cx_drain_close) \
-	X(COUNTER, downstream_cx_rx_bytes_total) \
-	X(COUNTER, downstream_cx_tx_bytes_total) \
-	X(COUNTER, downstream_rq_total)    \
-	X(COUNTER, downstream_rq_http1_total) \
-	X(GAUGE, downstream_rq_active)     \
-	X(COUNTER, downstream_rq_completed) \
-	X(COUNTER, downstream_rq_1xx)      \
-	X(COUNTER, downstream_rq_2xx)      \
-	X(COUNTER, downstream_rq_3xx)      \
-	X(COUNTER, downstream_rq_4xx)      \
-	X(COUNTER, downstream_rq_5xx)      \
-	X(COUNTER, downstream_rq_rx_reset) \
-	X(COUNTER, downstream_rq_tx_reset) \
-	X(COUNTER, downstream_rq_timeout)  \
-	X(COUNTER, downstream_rq_idle_timeout) \
-	X(COUNTER, downstream_rq_header_timeout) \
-	X(COUNTER, downstream_rq_too_large) \
-	X(COUNTER, no_route)               \
-	X(COUNTER, no_cluster)             \
+#define KP_HTTP_STATS(X)                                                                           \
+	X(COUNTER, downstream_cx_total)                                                            \
+	X(GAUGE, downstream_cx_active)                                                             \
+	X(COUNTER, downstream_cx_http1_total)                                                      \
+	X(COUNTER, downstream_cx_destroy)                                                          \
+	X(COUNTER, downstream_cx_protocol_error)                                                   \
+	X(COUNTER, downstream_cx_idle_timeout)                                                     \
+	X(COUNTER, downstream_cx_drain_close)                                                      \
+	X(COUNTER, downstream_cx_rx_bytes_total)                                                   \
+	X(COUNTER, downstream_cx_tx_bytes_total)                                                   \
+	X(COUNTER, downstream_rq_total)                                                            \
+	X(COUNTER, downstream_rq_http1_total)                                                      \
+	X(GAUGE, downstream_rq_active)                                                             \
+	X(COUNTER, downstream_rq_completed)                                                        \
+	X(COUNTER, downstream_rq_1xx)                                                              \
+	X(COUNTER, downstream_rq_2xx)                                                              \
+	X(COUNTER, downstream_rq_3xx)                                                              \
+	X(COUNTER, downstream_rq_4xx)                                                              \
+	X(COUNTER, downstream_rq_5xx)                                                              \
+	X(COUNTER, downstream_rq_rx_reset)                                                         \
+	X(COUNTER, downstream_rq_tx_reset)                                                         \
+	X(COUNTER, downstream_rq_timeout)                                                          \
+	X(COUNTER, downstream_rq_idle_timeout)                                                     \
+	X(COUNTER, downstream_rq_header_timeout)                                                   \
+	X(COUNTER, downstream_rq_too_large)                                                        \
+	X(COUNTER, no_route)                                                                       \
+	X(COUNTER, no_cluster)                                                                     \
 	X(COUNTER, rq_direct_response)
 
 /* Fields of a cluster scope: "cluster.<name>.<field>". */
-#define KP_CLUSTER_STATS(X)               \
-	X(COUNTER, upstream_cx_total)      \
-	X(GAUGE, upstream_cx_active)       \
-	X(COUNTER, upstream_cx_http1_total) \
-	X(COUNTER, upstream_cx_connect_fail) \
-	X(COUNTER, upstream_cx_connect_timeout) \
-	X(COUNTER, upstream_cx_destroy)    \
-	X(COUNTER, upstream_cx_destroy_local) \
-	X(COUNTER, upstream_cx_destroy_remote) \
-	X(COUNTER, upstream_cx_overflow)   \
-	X(COUNTER, upstream_cx_none_healthy) \
-	X(COUNTER, upstream_cx_idle_timeout) \
-	X(COUNTER, upstream_cx_protocol_error) \
-	X(COUNTER, upstream_cx_rx_bytes_total) \
-	X(COUNTER, upstream_cx_tx_bytes_total) \
-	X(COUNTER, upstream_rq_total)      \
-	X(GAUGE, upstream_rq_active)       \
-	X(COUNTER, upstream_rq_completed)  \
-	X(COUNTER, upstream_rq_1xx)        \
-	X(COUNTER, upstream_rq_2xx)        \
-	X(COUNTER, upstream_rq_3xx)        \
-	X(COUNTER, upstream_rq_4xx)        \
-	X(COUNTER, upstream_rq_5xx)        \
-	X(COUNTER, upstream_rq_timeout)    \
-	X(COUNTER, upstream_rq_rx_reset)   \
-	X(COUNTER, upstream_rq_tx_reset)   \
-	X(COUNTER, upstream_rq_pending_overflow) \
-	X(GAUGE, membership_total)         \
+#define KP_CLUSTER_STATS(X)                                                                        \
+	X(COUNTER, upstream_cx_total)                                                              \
+	X(GAUGE, upstream_cx_active)                                                               \
+	X(COUNTER, upstream_cx_http1_total)                                                        \
+	X(COUNTER, upstream_cx_connect_fail)                                                       \
+	X(COUNTER, upstream_cx_connect_timeout)                                                    \
+	X(COUNTER, upstream_cx_destroy)                                                            \
+	X(COUNTER, upstream_cx_destroy_local)                                                      \
+	X(COUNTER, upstream_cx_destroy_remote)                                                     \
+	X(COUNTER, upstream_cx_overflow)                                                           \
+	X(COUNTER, upstream_cx_none_healthy)                                                       \
+	X(COUNTER, upstream_cx_idle_timeout)                                                       \
+	X(COUNTER, upstream_cx_protocol_error)                                                     \
+	X(COUNTER, upstream_cx_rx_bytes_total)                                                     \
+	X(COUNTER, upstream_cx_tx_bytes_total)                                                     \
+	X(COUNTER, upstream_rq_total)                                                              \
+	X(GAUGE, upstream_rq_active)                                                               \
+	X(COUNTER, upstream_rq_completed)                                                          \
+	X(COUNTER, upstream_rq_1xx)                                                                \
+	X(COUNTER, upstream_rq_2xx)                                                                \
+	X(COUNTER, upstream_rq_3xx)                                                                \
+	X(COUNTER, upstream_rq_4xx)                                                                \
+	X(COUNTER, upstream_rq_5xx)                                                                \
+	X(COUNTER, upstream_rq_timeout)                                                            \
+	X(COUNTER, upstream_rq_rx_reset)                                                           \
+	X(COUNTER, upstream_rq_tx_reset)                                                           \
+	X(COUNTER, upstream_rq_pending_overflow)                                                   \
+	X(GAUGE, membership_total)                                                                 \
 	X(GAUGE, membership_healthy)
 
 /* Fields of a listener scope: "listener.<address>.<field>". */
-#define KP_LISTENER_STATS(X)             \
-	X(COUNTER, downstream_cx_total)   \
-	X(GAUGE, downstream_cx_active)    \
-	X(COUNTER, downstream_cx_overflow) \
+#define KP_LISTENER_STATS(X)                                                                       \
+	X(COUNTER, downstream_cx_total)                                                            \
+	X(GAUGE, downstream_cx_active)                                                             \
+	X(COUNTER, downstream_cx_overflow)                                                         \
 	X(COUNTER, downstream_cx_destroy)
 
 /* Process-wide: "server.<field>". Filled by the main thread. */
-#define KP_SERVER_STATS(X)          \
-	X(GAUGE, live)               \
-	X(GAUGE, state)              \
-	X(GAUGE, uptime)             \
-	X(GAUGE, concurrency)        \
-	X(GAUGE, memory_allocated)   \
-	X(GAUGE, memory_physical_size) \
-	X(GAUGE, total_connections)  \
+#define KP_SERVER_STATS(X)                                                                         \
+	X(GAUGE, live)                                                                             \
+	X(GAUGE, state)                                                                            \
+	X(GAUGE, uptime)                                                                           \
+	X(GAUGE, concurrency)                                                                      \
+	X(GAUGE, memory_allocated)                                                                 \
+	X(GAUGE, memory_physical_size)                                                             \
+	X(GAUGE, total_connections)                                                                \
 	X(GAUGE, days_until_first_cert_expiring)
 
 #define KP_STAT_ENUM(kind, name) name,
@@ -117,12 +117,12 @@ _Static_assert((int)listener_downstream_cx_total == (int)downstream_cx_total &&
 /* The layout: names and kinds of every slot, plus Prometheus tag data.
  * Immutable once built; owned by a config snapshot. */
 struct kp_stat_def {
-	char *name;		/* full Envoy name: "cluster.backend.upstream_rq_total" */
+	char *name; /* full Envoy name: "cluster.backend.upstream_rq_total" */
 	enum kp_stat_kind kind;
 	/* Prometheus form: envoy_<prom_name>{<tag_name>="<tag_value>"} */
-	char *prom_name;	/* "cluster_upstream_rq_total" */
-	char *tag_name;		/* "envoy_cluster_name", or NULL */
-	char *tag_value;	/* "backend" */
+	char *prom_name; /* "cluster_upstream_rq_total" */
+	char *tag_name;	 /* "envoy_cluster_name", or NULL */
+	char *tag_value; /* "backend" */
 	/* Every label of the series, values escaped, without braces:
 	 * "envoy_response_code_class=\"2\",envoy_cluster_name=\"backend\""
 	 * ("" for server.*). Envoy also extracts the response code class
@@ -163,22 +163,18 @@ void kp_stat_layout_free(struct kp_stat_layout *l);
  * regex \"(\": ..." — a 400 for the admin) or memory ran out.
  *
  * Text: Envoy's /stats, "name: value\n" sorted by name. */
-char *kp_stats_render_text(const struct kp_stat_layout *l,
-			   const uint64_t *const *shards, uint32_t n_shards,
-			   const char *filter, int used_only, size_t *len,
+char *kp_stats_render_text(const struct kp_stat_layout *l, const uint64_t *const *shards,
+			   uint32_t n_shards, const char *filter, int used_only, size_t *len,
 			   char *err, size_t errlen);
 /* JSON: {"stats":[{"name":"...","value":N},...]} sorted by name. */
-char *kp_stats_render_json(const struct kp_stat_layout *l,
-			   const uint64_t *const *shards, uint32_t n_shards,
-			   const char *filter, int used_only, size_t *len,
+char *kp_stats_render_json(const struct kp_stat_layout *l, const uint64_t *const *shards,
+			   uint32_t n_shards, const char *filter, int used_only, size_t *len,
 			   char *err, size_t errlen);
 /* Prometheus text exposition 0.0.4: one "# TYPE envoy_x counter|gauge"
  * line per metric, followed by all of its series. */
-char *kp_stats_render_prometheus(const struct kp_stat_layout *l,
-				 const uint64_t *const *shards,
-				 uint32_t n_shards, const char *filter,
-				 int used_only, size_t *len, char *err,
-				 size_t errlen);
+char *kp_stats_render_prometheus(const struct kp_stat_layout *l, const uint64_t *const *shards,
+				 uint32_t n_shards, const char *filter, int used_only, size_t *len,
+				 char *err, size_t errlen);
 
 /* One worker's values. Single writer. */
 static inline void kp_stat_inc(uint64_t *shard, uint32_t slot)

@@ -377,7 +377,8 @@ static void idle_timeout_cb(uv_timer_t *t)
 		return; /* busy again; the next release re-arms */
 	uint64_t idle_ms = uv_now(&u->cl->w->loop) - u->idle_since_ms;
 	if (idle_ms < u->cl->cfg->idle_timeout_ms) {
-		uv_timer_start(&u->timer, idle_timeout_cb, u->cl->cfg->idle_timeout_ms - idle_ms, 0);
+		uv_timer_start(&u->timer, idle_timeout_cb, u->cl->cfg->idle_timeout_ms - idle_ms,
+			       0);
 		return;
 	}
 	k_list_del(&u->link);

@@ -58,7 +58,7 @@ struct kp_uconn {
 	struct kp_pending *pending; /* while CONNECTING for a stream */
 	uint32_t requests;	    /* served on this connection */
 	uint64_t idle_iter;	    /* worker loop iteration it was pooled in */
-	uint64_t idle_since_ms; /* loop time it was pooled */
+	uint64_t idle_since_ms;	    /* loop time it was pooled */
 	unsigned reused : 1;
 	unsigned reading : 1; /* uv_read_start is in effect */
 };

@@ -149,8 +149,7 @@ static int jv_value(struct jv *v, int depth);
 
 static void jv_ws(struct jv *v)
 {
-	while (v->p < v->end && (*v->p == ' ' || *v->p == '\t' ||
-				 *v->p == '\n' || *v->p == '\r'))
+	while (v->p < v->end && (*v->p == ' ' || *v->p == '\t' || *v->p == '\n' || *v->p == '\r'))
 		v->p++;
 }
 
@@ -165,8 +164,7 @@ static int jv_lit(struct jv *v, const char *lit)
 
 static int is_hex(char ch)
 {
-	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
-	       (ch >= 'A' && ch <= 'F');
+	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
 }
 
 static int jv_string(struct jv *v)

@@ -25,8 +25,7 @@
 #define CALL_MAX_BODY  (4u << 20)
 #define CALL_READ_ROOM (16u * 1024u)
 
-static const struct k_h1_limits g_climits = {K_H1_DEFAULT_MAX_HEAD_BYTES,
-					     K_H1_DEFAULT_MAX_HEADERS};
+static const struct k_h1_limits g_climits = {K_H1_DEFAULT_MAX_HEAD_BYTES, K_H1_DEFAULT_MAX_HEADERS};
 
 struct call {
 	struct fanout *fo;
@@ -167,8 +166,7 @@ static void call_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 		*buf = uv_buf_init(NULL, 0);
 		return;
 	}
-	*buf = uv_buf_init(call->rb.p + call->rb.len,
-			   (unsigned)(call->rb.cap - call->rb.len));
+	*buf = uv_buf_init(call->rb.p + call->rb.len, (unsigned)(call->rb.cap - call->rb.len));
 }
 
 /* Parse what rb holds. Returns 1 when the response is complete. */
@@ -177,9 +175,9 @@ static int call_consume(struct call *call)
 	struct k_h1_error err;
 	size_t off = 0;
 	while (!call->head_done) {
-		int rc = k_h1_parse_response(
-			call->rb.p, call->rb.len, call->prev_len, &g_climits, 0,
-			&call->msg, call->hdrs, K_ARRAY_LEN(call->hdrs), &err);
+		int rc =
+			k_h1_parse_response(call->rb.p, call->rb.len, call->prev_len, &g_climits, 0,
+					    &call->msg, call->hdrs, K_ARRAY_LEN(call->hdrs), &err);
 		if (rc == K_EAGAIN) {
 			call->prev_len = call->rb.len;
 			return 0;
@@ -191,8 +189,7 @@ static int call_consume(struct call *call)
 		}
 		if (call->msg.status < 200) {
 			/* 1xx: an interim answer, the real one follows. */
-			memmove(call->rb.p, call->rb.p + rc,
-				call->rb.len - (size_t)rc);
+			memmove(call->rb.p, call->rb.p + rc, call->rb.len - (size_t)rc);
 			call->rb.len -= (size_t)rc;
 			continue;
 		}
@@ -207,15 +204,14 @@ static int call_consume(struct call *call)
 	}
 	while (off < call->rb.len && !call->dec.done) {
 		struct k_str data = {NULL, 0};
-		int rc = k_h1_body_decode(&call->dec, call->rb.p + off,
-					  call->rb.len - off, &data, &err);
+		int rc = k_h1_body_decode(&call->dec, call->rb.p + off, call->rb.len - off, &data,
+					  &err);
 		if (rc < 0) {
 			call_finish(call, "bad response body: %s", err.reason);
 			return 1;
 		}
 		if (call->body.len + data.len > CALL_MAX_BODY) {
-			call_finish(call, "response body larger than %u bytes",
-				    CALL_MAX_BODY);
+			call_finish(call, "response body larger than %u bytes", CALL_MAX_BODY);
 			return 1;
 		}
 		sbuf_put(&call->body, data.p, data.len);
@@ -246,8 +242,7 @@ static void call_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		if (call->head_done && call->msg.body == K_H1_BODY_CLOSE)
 			call_finish(call, NULL);
 		else if (!call->head_done && call->rb.len == 0)
-			call_finish(call,
-				    "connection closed without a response");
+			call_finish(call, "connection closed without a response");
 		else
 			call_finish(call, "connection closed before the "
 					  "response was complete");
@@ -267,8 +262,7 @@ static void call_written(uv_write_t *req, int status)
 	if (call->finished)
 		return;
 	if (status < 0)
-		call_finish(call, "sending the request failed: %s",
-			    uv_strerror(status));
+		call_finish(call, "sending the request failed: %s", uv_strerror(status));
 }
 
 static void call_connected(uv_connect_t *req, int status)
@@ -284,14 +278,11 @@ static void call_connected(uv_connect_t *req, int status)
 	}
 	uv_buf_t b = uv_buf_init(call->req.p, (unsigned)call->req.len);
 	call->wreq.data = call;
-	int rc = uv_write(&call->wreq, (uv_stream_t *)&call->tcp, &b, 1,
-			  call_written);
+	int rc = uv_write(&call->wreq, (uv_stream_t *)&call->tcp, &b, 1, call_written);
 	if (rc == 0)
-		rc = uv_read_start((uv_stream_t *)&call->tcp, call_alloc,
-				   call_read);
+		rc = uv_read_start((uv_stream_t *)&call->tcp, call_alloc, call_read);
 	if (rc < 0)
-		call_finish(call, "sending the request failed: %s",
-			    uv_strerror(rc));
+		call_finish(call, "sending the request failed: %s", uv_strerror(rc));
 }
 
 static int connect_addr(struct call *call, const struct sockaddr *sa)
@@ -325,27 +316,23 @@ static void connect_next(struct call *call)
 		while (call->ai_next && !sa) {
 			struct addrinfo *ai = call->ai_next;
 			call->ai_next = ai->ai_next;
-			if (ai->ai_family == AF_INET ||
-			    ai->ai_family == AF_INET6)
+			if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
 				sa = ai->ai_addr;
 		}
 	}
 	if (!sa) {
-		call_finish(call, "connect to %s%s:%u failed: %s",
-			    call->via_proxy ? "proxy " : "", call->dial_host,
-			    call->dial_port,
-			    call->last_err ? uv_strerror(call->last_err)
-					   : "no usable address");
+		call_finish(call, "connect to %s%s:%u failed: %s", call->via_proxy ? "proxy " : "",
+			    call->dial_host, call->dial_port,
+			    call->last_err ? uv_strerror(call->last_err) : "no usable address");
 		return;
 	}
 	int rc = connect_addr(call, sa);
 	if (rc < 0)
-		call_finish(call, "connect to %s:%u failed: %s",
-			    call->dial_host, call->dial_port, uv_strerror(rc));
+		call_finish(call, "connect to %s:%u failed: %s", call->dial_host, call->dial_port,
+			    uv_strerror(rc));
 }
 
-static void call_resolved(uv_getaddrinfo_t *req, int status,
-			  struct addrinfo *res)
+static void call_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
 	struct call *call = req->data;
 	struct fanout *fo = call->fo;
@@ -357,8 +344,7 @@ static void call_resolved(uv_getaddrinfo_t *req, int status,
 		return;
 	}
 	if (status < 0) {
-		call_finish(call, "resolving %s failed: %s", call->dial_host,
-			    uv_strerror(status));
+		call_finish(call, "resolving %s failed: %s", call->dial_host, uv_strerror(status));
 	} else {
 		call->ai = call->ai_next = res;
 		connect_next(call);
@@ -389,8 +375,7 @@ static int no_proxy_match(const char *host)
 			}
 		} else {
 			const char *colon = memchr(e, ':', el);
-			if (colon && !memchr(colon + 1, ':',
-					     el - (size_t)(colon + 1 - e)))
+			if (colon && !memchr(colon + 1, ':', el - (size_t)(colon + 1 - e)))
 				el = (size_t)(colon - e);
 		}
 		if (el && e[0] == '.') {
@@ -407,8 +392,7 @@ static int no_proxy_match(const char *host)
 	return 0;
 }
 
-static void build_request(struct call *call, const struct fanout_hdr *hdrs,
-			  unsigned nhdrs)
+static void build_request(struct call *call, const struct fanout_hdr *hdrs, unsigned nhdrs)
 {
 	const struct call_target *t = call->t;
 	struct sbuf *r = &call->req;
@@ -439,8 +423,7 @@ static void build_request(struct call *call, const struct fanout_hdr *hdrs,
 	sbuf_puts(r, "Accept: */*\r\nConnection: close\r\n\r\n");
 }
 
-static void call_start(struct call *call, const struct fanout_hdr *hdrs,
-		       unsigned nhdrs)
+static void call_start(struct call *call, const struct fanout_hdr *hdrs, unsigned nhdrs)
 {
 	struct fanout *fo = call->fo;
 	const struct call_target *t = call->t;
@@ -459,32 +442,28 @@ static void call_start(struct call *call, const struct fanout_hdr *hdrs,
 		return;
 	}
 	/* Literal addresses (the usual loopback case) need no lookup. */
-	if (uv_ip4_addr(call->dial_host, call->dial_port,
-			(struct sockaddr_in *)&call->addr) == 0 ||
-	    uv_ip6_addr(call->dial_host, call->dial_port,
-			(struct sockaddr_in6 *)&call->addr) == 0) {
+	if (uv_ip4_addr(call->dial_host, call->dial_port, (struct sockaddr_in *)&call->addr) == 0 ||
+	    uv_ip6_addr(call->dial_host, call->dial_port, (struct sockaddr_in6 *)&call->addr) ==
+		    0) {
 		connect_next(call);
 		return;
 	}
 	memset(&call->addr, 0, sizeof(call->addr));
 	char port[8];
 	snprintf(port, sizeof(port), "%u", call->dial_port);
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM};
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	call->gai.data = call;
 	fo->refs++;
-	int rc = uv_getaddrinfo(fo->loop, &call->gai, call_resolved,
-				call->dial_host, port, &hints);
+	int rc = uv_getaddrinfo(fo->loop, &call->gai, call_resolved, call->dial_host, port, &hints);
 	if (rc < 0) {
 		fo->refs--;
 		call->gai.data = NULL;
-		call_finish(call, "resolving %s failed: %s", call->dial_host,
-			    uv_strerror(rc));
+		call_finish(call, "resolving %s failed: %s", call->dial_host, uv_strerror(rc));
 	}
 }
 
-struct fanout *fanout_start(uv_loop_t *loop, const struct fanout_hdr *hdrs,
-			    unsigned nhdrs, fanout_done_cb done, void *arg)
+struct fanout *fanout_start(uv_loop_t *loop, const struct fanout_hdr *hdrs, unsigned nhdrs,
+			    fanout_done_cb done, void *arg)
 {
 	unsigned n = g_cfg.ncalls;
 	struct fanout *fo = calloc(1, sizeof(*fo) + n * sizeof(struct call));

@@ -69,8 +69,7 @@ static int str_to_u64(struct k_str s, uint64_t max, uint64_t *out)
 
 static int parse_bool(struct k_str v, unsigned *out)
 {
-	if (k_str_eq(v, K_STR_LIT("1")) || k_str_ieq_lit(v, "true") ||
-	    v.len == 0) {
+	if (k_str_eq(v, K_STR_LIT("1")) || k_str_ieq_lit(v, "true") || v.len == 0) {
 		*out = 1;
 		return K_OK;
 	}
@@ -101,11 +100,9 @@ int ctl_extra_headers(struct k_str raw, struct sbuf *out, const char **why)
 			*why = "each item must be name:value";
 			return K_EINVAL;
 		}
-		ssize_t nl = pct_decode((struct k_str){p, (size_t)(colon - p)},
-					name, sizeof(name));
-		ssize_t vl = pct_decode(
-			(struct k_str){colon + 1, (size_t)(ie - colon - 1)},
-			value, sizeof(value));
+		ssize_t nl = pct_decode((struct k_str){p, (size_t)(colon - p)}, name, sizeof(name));
+		ssize_t vl = pct_decode((struct k_str){colon + 1, (size_t)(ie - colon - 1)}, value,
+					sizeof(value));
 		if (nl <= 0) {
 			*why = "empty, too long or badly escaped header name";
 			return K_EINVAL;
@@ -127,8 +124,7 @@ int ctl_extra_headers(struct k_str raw, struct sbuf *out, const char **why)
 			}
 		}
 		struct k_str n = {name, (size_t)nl};
-		if (k_str_ieq_lit(n, "content-length") ||
-		    k_str_ieq_lit(n, "transfer-encoding") ||
+		if (k_str_ieq_lit(n, "content-length") || k_str_ieq_lit(n, "transfer-encoding") ||
 		    k_str_ieq_lit(n, "connection")) {
 			*why = "framing headers (content-length, "
 			       "transfer-encoding, connection) cannot be set";
@@ -164,8 +160,7 @@ void ctl_parse(struct k_str q, struct controls *ctl)
 			ie = end;
 		const char *eq = memchr(p, '=', (size_t)(ie - p));
 		struct k_str k = {p, (size_t)((eq ? eq : ie) - p)};
-		struct k_str v = {eq ? eq + 1 : ie,
-				  eq ? (size_t)(ie - eq - 1) : 0};
+		struct k_str v = {eq ? eq + 1 : ie, eq ? (size_t)(ie - eq - 1) : 0};
 		uint64_t n;
 		unsigned b;
 		p = ie + 1;
@@ -174,8 +169,7 @@ void ctl_parse(struct k_str q, struct controls *ctl)
 		switch (k.p[0]) {
 		case 's':
 			if (k_str_eq(k, K_STR_LIT("status"))) {
-				if (str_to_u64(v, 999, &n) != K_OK || n < 200 ||
-				    n > 599)
+				if (str_to_u64(v, 999, &n) != K_OK || n < 200 || n > 599)
 					set_bad(ctl, "status",
 						"must be an integer from 200 "
 						"to "
@@ -193,8 +187,7 @@ void ctl_parse(struct k_str q, struct controls *ctl)
 					if (mul != 1)
 						v.len--;
 				}
-				if (str_to_u64(v, MAX_SIZE, &n) != K_OK ||
-				    n > MAX_SIZE / mul)
+				if (str_to_u64(v, MAX_SIZE, &n) != K_OK || n > MAX_SIZE / mul)
 					set_bad(ctl, "size",
 						"must be a byte count up to "
 						"2^40 "
@@ -214,8 +207,7 @@ void ctl_parse(struct k_str q, struct controls *ctl)
 				else
 					ctl->delay_ms = (uint32_t)n;
 			} else if (k_str_eq(k, K_STR_LIT("drop"))) {
-				if (k_str_ieq_lit(v, "rst") ||
-				    k_str_ieq_lit(v, "reset"))
+				if (k_str_ieq_lit(v, "rst") || k_str_ieq_lit(v, "reset"))
 					ctl->drop = DROP_RST;
 				else if (parse_bool(v, &b) != K_OK)
 					set_bad(ctl, "drop",
@@ -228,14 +220,12 @@ void ctl_parse(struct k_str q, struct controls *ctl)
 		case 'c':
 			if (k_str_eq(k, K_STR_LIT("chunked"))) {
 				if (parse_bool(v, &b) != K_OK)
-					set_bad(ctl, "chunked",
-						"must be 1, 0, true or false");
+					set_bad(ctl, "chunked", "must be 1, 0, true or false");
 				else
 					ctl->chunked = b;
 			} else if (k_str_eq(k, K_STR_LIT("close"))) {
 				if (parse_bool(v, &b) != K_OK)
-					set_bad(ctl, "close",
-						"must be 1, 0, true or false");
+					set_bad(ctl, "close", "must be 1, 0, true or false");
 				else
 					ctl->close = b;
 			}
@@ -252,8 +242,7 @@ void ctl_parse(struct k_str q, struct controls *ctl)
 		case 'e':
 			if (k_str_eq(k, K_STR_LIT("echo_headers"))) {
 				if (parse_bool(v, &b) != K_OK)
-					set_bad(ctl, "echo_headers",
-						"must be 1, 0, true or false");
+					set_bad(ctl, "echo_headers", "must be 1, 0, true or false");
 				else
 					ctl->no_echo_headers = !b;
 			}

@@ -80,8 +80,8 @@ static int parse_port(const char *s, size_t n, uint16_t *port)
 }
 
 /* "host[:port]" with optional [v6] brackets; `def` when the port is absent. */
-static int parse_hostport(const char *s, size_t n, uint16_t def, char **host,
-			  uint16_t *port, const char **why)
+static int parse_hostport(const char *s, size_t n, uint16_t def, char **host, uint16_t *port,
+			  const char **why)
 {
 	const char *hs = s, *he;
 	const char *rest;
@@ -106,8 +106,7 @@ static int parse_hostport(const char *s, size_t n, uint16_t def, char **host,
 	size_t rn = (size_t)(s + n - rest);
 	*port = def;
 	if (rn > 0) {
-		if (rest[0] != ':' ||
-		    parse_port(rest + 1, rn - 1, port) != K_OK) {
+		if (rest[0] != ':' || parse_port(rest + 1, rn - 1, port) != K_OK) {
 			*why = "bad port";
 			return K_EINVAL;
 		}
@@ -189,8 +188,7 @@ static int add_call(const char *url)
 }
 
 /* Split a comma-separated environment value and feed each item to fn. */
-static int split_list(const char *list, int (*fn)(const char *item, void *arg),
-		      void *arg)
+static int split_list(const char *list, int (*fn)(const char *item, void *arg), void *arg)
 {
 	char *copy = xstrdup(list);
 	int rc = K_OK;
@@ -250,8 +248,7 @@ static int parse_proxy_env(void)
 	if (strncasecmp(a, "http://", 7) == 0)
 		a += 7;
 	else if (strstr(a, "://")) {
-		k_error("http_proxy \"%s\": only http:// proxies are supported",
-			v);
+		k_error("http_proxy \"%s\": only http:// proxies are supported", v);
 		return K_EINVAL;
 	}
 	size_t alen = strcspn(a, "/");
@@ -263,8 +260,7 @@ static int parse_proxy_env(void)
 		return K_EINVAL;
 	}
 	const char *why = "";
-	if (parse_hostport(a, alen, 80, &g_cfg.proxy.host, &g_cfg.proxy.port,
-			   &why) != K_OK) {
+	if (parse_hostport(a, alen, 80, &g_cfg.proxy.host, &g_cfg.proxy.port, &why) != K_OK) {
 		k_error("http_proxy \"%s\": %s", v, why);
 		return K_EINVAL;
 	}
@@ -274,9 +270,8 @@ static int parse_proxy_env(void)
 		np = getenv("NO_PROXY");
 	if (np && *np)
 		g_cfg.no_proxy = xstrdup(np);
-	k_info("fan-out calls go through proxy %s:%u%s%s", g_cfg.proxy.host,
-	       g_cfg.proxy.port, g_cfg.no_proxy ? " except no_proxy=" : "",
-	       g_cfg.no_proxy ? g_cfg.no_proxy : "");
+	k_info("fan-out calls go through proxy %s:%u%s%s", g_cfg.proxy.host, g_cfg.proxy.port,
+	       g_cfg.no_proxy ? " except no_proxy=" : "", g_cfg.no_proxy ? g_cfg.no_proxy : "");
 	return K_OK;
 }
 
@@ -359,8 +354,7 @@ int main(int argc, char **argv)
 			cli_calls = 1;
 			if (add_call(v) != K_OK)
 				goto out;
-		} else if ((v = flag_value(argc, argv, &i,
-					   "--call-timeout-ms"))) {
+		} else if ((v = flag_value(argc, argv, &i, "--call-timeout-ms"))) {
 			if (parse_u32(v, 3600000, &g_cfg.call_timeout_ms) ||
 			    g_cfg.call_timeout_ms == 0) {
 				fprintf(stderr,
@@ -372,9 +366,7 @@ int main(int argc, char **argv)
 		} else if ((v = flag_value(argc, argv, &i, "--log-level"))) {
 			log_level = v;
 		} else {
-			fprintf(stderr,
-				"kite-sample: unknown argument \"%s\"\n",
-				argv[i]);
+			fprintf(stderr, "kite-sample: unknown argument \"%s\"\n", argv[i]);
 			usage(stderr);
 			rc = 2;
 			goto out;
@@ -385,9 +377,7 @@ int main(int argc, char **argv)
 	if (log_level) {
 		int lvl = k_log_parse_level(log_level);
 		if (lvl < 0) {
-			fprintf(stderr,
-				"kite-sample: unknown log level \"%s\"\n",
-				log_level);
+			fprintf(stderr, "kite-sample: unknown log level \"%s\"\n", log_level);
 			rc = 2;
 			goto out;
 		}
@@ -405,12 +395,10 @@ int main(int argc, char **argv)
 
 	/* Flags win over the environment, as a whole list. */
 	const char *env_calls = getenv("CALLS");
-	if (!cli_calls && env_calls &&
-	    split_list(env_calls, add_call_cb, NULL) != K_OK)
+	if (!cli_calls && env_calls && split_list(env_calls, add_call_cb, NULL) != K_OK)
 		goto out;
 	const char *env_listen = getenv("KITE_SAMPLE_LISTEN");
-	if (listens.n == 0 && env_listen &&
-	    split_list(env_listen, add_listen_cb, &listens) != K_OK)
+	if (listens.n == 0 && env_listen && split_list(env_listen, add_listen_cb, &listens) != K_OK)
 		goto out;
 	if (listens.n == 0)
 		add_listen(&listens, DEFAULT_LISTEN, 0);

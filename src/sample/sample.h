@@ -31,8 +31,7 @@ void sbuf_put(struct sbuf *b, const void *p, size_t n);
 void sbuf_puts(struct sbuf *b, const char *s);
 void sbuf_putc(struct sbuf *b, char ch);
 void sbuf_put_u64(struct sbuf *b, uint64_t v);
-void sbuf_printf(struct sbuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sbuf_free(struct sbuf *b);
 /* Drop the storage if it grew past `keep` bytes, so one huge answer does not
  * pin memory for the life of the process. */
@@ -142,8 +141,8 @@ struct fanout_hdr {
 /* Start all configured calls at once; `done` runs (from the loop, never
  * from inside this function) when every call has an answer or an error.
  * The headers are copied. Returns NULL on allocation failure. */
-struct fanout *fanout_start(uv_loop_t *loop, const struct fanout_hdr *hdrs,
-			    unsigned nhdrs, fanout_done_cb done, void *arg);
+struct fanout *fanout_start(uv_loop_t *loop, const struct fanout_hdr *hdrs, unsigned nhdrs,
+			    fanout_done_cb done, void *arg);
 unsigned fanout_count(const struct fanout *fo);
 void fanout_result(const struct fanout *fo, unsigned i, struct call_result *r);
 /* The owner is done with the results (or no longer wants them: pending calls

@@ -90,8 +90,7 @@ static int g_stopping;
 static struct sbuf g_body; /* scratch for JSON bodies; single-threaded */
 static char g_pattern[PATTERN_LEN];
 static struct sbuf g_json_prefix; /* {"workload":...,"version":..., */
-static const struct k_h1_limits g_limits = {K_H1_DEFAULT_MAX_HEAD_BYTES,
-					    K_H1_DEFAULT_MAX_HEADERS};
+static const struct k_h1_limits g_limits = {K_H1_DEFAULT_MAX_HEAD_BYTES, K_H1_DEFAULT_MAX_HEADERS};
 static char g_date[64];
 static size_t g_date_len;
 static time_t g_date_sec = -1;
@@ -132,8 +131,7 @@ static void date_refresh(void)
 		return;
 	struct tm tm;
 	gmtime_r(&now, &tm);
-	g_date_len = strftime(g_date, sizeof(g_date),
-			      "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+	g_date_len = strftime(g_date, sizeof(g_date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
 	g_date_sec = now;
 }
 
@@ -185,8 +183,7 @@ static void on_wreq_done(uv_write_t *req, int status)
 		return;
 	}
 	/* Pipelined input may be waiting for the queue to drain. */
-	if (c->state == CS_HEAD && !c->reading &&
-	    c->tcp.write_queue_size < OUT_HIGH)
+	if (c->state == CS_HEAD && !c->reading && c->tcp.write_queue_size < OUT_HIGH)
 		conn_process(c);
 }
 
@@ -220,8 +217,7 @@ static int conn_flush(struct conn *c)
 		w->c = c;
 		memcpy(w->data, c->out.p + done, rest);
 		uv_buf_t b = uv_buf_init(w->data, (unsigned)rest);
-		int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1,
-				  on_wreq_done);
+		int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_wreq_done);
 		if (rc < 0) {
 			free(w);
 			c->out.len = 0;
@@ -255,8 +251,7 @@ static void conn_set_reading(struct conn *c, int on)
 	if (on == (int)c->reading || c->closing)
 		return;
 	if (on) {
-		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) <
-		    0) {
+		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
 			conn_close(c);
 			return;
 		}
@@ -355,8 +350,7 @@ static int body_allowed(int status)
 
 /* Status line and the fixed fields. `clen` < 0 means chunked (or no body
  * for 204/304). `close` adds Connection: close. */
-static void put_head(struct conn *c, int status, const char *ctype,
-		     int64_t clen, int close)
+static void put_head(struct conn *c, int status, const char *ctype, int64_t clen, int close)
 {
 	struct sbuf *o = &c->out;
 	date_refresh();
@@ -410,12 +404,10 @@ static void response_done(struct conn *c)
 }
 
 /* A complete response with an in-memory body (JSON or text). */
-static void send_simple(struct conn *c, int status, const char *ctype,
-			const char *body, size_t len)
+static void send_simple(struct conn *c, int status, const char *ctype, const char *body, size_t len)
 {
 	int is_head = k_str_eq(c->msg.method, K_STR_LIT("HEAD"));
-	int chunked =
-		c->ctl.chunked && c->msg.minor == 1 && body_allowed(status);
+	int chunked = c->ctl.chunked && c->msg.minor == 1 && body_allowed(status);
 	int close = want_close(c);
 	if (!body_allowed(status))
 		len = 0;
@@ -424,13 +416,11 @@ static void send_simple(struct conn *c, int status, const char *ctype,
 		if (chunked) {
 			char hdr[K_H1_CHUNK_HEADER_MAX];
 			if (len) {
-				sbuf_put(&c->out, hdr,
-					 k_h1_chunk_header(hdr, len));
+				sbuf_put(&c->out, hdr, k_h1_chunk_header(hdr, len));
 				sbuf_put(&c->out, body, len);
 				sbuf_put(&c->out, "\r\n", 2);
 			}
-			sbuf_put(&c->out, K_H1_LAST_CHUNK,
-				 sizeof(K_H1_LAST_CHUNK) - 1);
+			sbuf_put(&c->out, K_H1_LAST_CHUNK, sizeof(K_H1_LAST_CHUNK) - 1);
 		} else {
 			sbuf_put(&c->out, body, len);
 		}
@@ -444,8 +434,8 @@ static void send_simple(struct conn *c, int status, const char *ctype,
 	response_done(c);
 }
 
-static void send_error_json(struct conn *c, int status, const char *error,
-			    const char *param, const char *reason)
+static void send_error_json(struct conn *c, int status, const char *error, const char *param,
+			    const char *reason)
 {
 	struct sbuf *b = &g_body;
 	b->len = 0;
@@ -469,16 +459,14 @@ static void send_error_json(struct conn *c, int status, const char *error,
  * tell where the next message would start. */
 static void send_protocol_error(struct conn *c, const struct k_h1_error *err)
 {
-	k_debug("bad request: %s (status %d at byte %u)", err->reason,
-		err->status, err->offset);
+	k_debug("bad request: %s (status %d at byte %u)", err->reason, err->status, err->offset);
 	c->ctl = (struct controls){0};
 	c->ctl.close = 1;
 	if (c->state == CS_HEAD) {
 		/* The head failed to parse: no fields to look at. */
 		c->msg = (struct k_h1_msg){.minor = 1, .host_idx = -1};
 	}
-	send_error_json(c, err->status ? err->status : 400, err->reason, NULL,
-			NULL);
+	send_error_json(c, err->status ? err->status : 400, err->reason, NULL, NULL);
 	conn_finish(c, 1);
 }
 
@@ -503,8 +491,7 @@ static void json_headers(struct sbuf *b, const struct conn *c)
 		for (uint32_t j = i + 1; j < c->msg.nheaders; j++)
 			if (k_str_ieq(c->hdrs[j].name, h->name)) {
 				sbuf_put(b, ", ", 2);
-				json_esc(b, c->hdrs[j].value.p,
-					 c->hdrs[j].value.len, 0);
+				json_esc(b, c->hdrs[j].value.p, c->hdrs[j].value.len, 0);
 			}
 		sbuf_putc(b, '"');
 	}
@@ -540,8 +527,7 @@ static int json_calls(struct sbuf *b, const struct fanout *fo)
 				/* Trim the trailing newline so the nesting
 				 * reads as one document. */
 				size_t n = r.body_len;
-				while (n && (r.body[n - 1] == '\n' ||
-					     r.body[n - 1] == '\r' ||
+				while (n && (r.body[n - 1] == '\n' || r.body[n - 1] == '\r' ||
 					     r.body[n - 1] == ' '))
 					n--;
 				sbuf_put(b, r.body, n);
@@ -568,8 +554,7 @@ static void send_json(struct conn *c)
 	json_kstr(b, c->query);
 	sbuf_puts(b, ",\"host\":");
 	json_kstr(b, c->host);
-	sbuf_puts(b, c->msg.minor ? ",\"protocol\":\"HTTP/1.1\""
-				  : ",\"protocol\":\"HTTP/1.0\"");
+	sbuf_puts(b, c->msg.minor ? ",\"protocol\":\"HTTP/1.1\"" : ",\"protocol\":\"HTTP/1.0\"");
 	if (!c->ctl.no_echo_headers) {
 		sbuf_puts(b, ",\"headers\":");
 		json_headers(b, c);
@@ -607,21 +592,18 @@ static void stream_pump(struct conn *c)
 	uint64_t piece = K_MIN(c->stream_left, (uint64_t)STREAM_PIECE);
 	int last = piece == c->stream_left;
 	if (c->stream_chunked)
-		bufs[n++] = uv_buf_init(
-			c->chunk_hdr,
-			(unsigned)k_h1_chunk_header(c->chunk_hdr, piece));
+		bufs[n++] =
+			uv_buf_init(c->chunk_hdr, (unsigned)k_h1_chunk_header(c->chunk_hdr, piece));
 	for (uint64_t left = piece; left;) {
 		unsigned k = (unsigned)K_MIN(left, (uint64_t)PATTERN_LEN);
 		bufs[n++] = uv_buf_init(g_pattern, k);
 		left -= k;
 	}
 	if (c->stream_chunked)
-		bufs[n++] = uv_buf_init((char *)crlf_last,
-					last ? sizeof(crlf_last) - 1 : 2);
+		bufs[n++] = uv_buf_init((char *)crlf_last, last ? sizeof(crlf_last) - 1 : 2);
 	c->stream_piece = piece;
 	c->swr.data = c;
-	if (uv_write(&c->swr, (uv_stream_t *)&c->tcp, bufs, n,
-		     on_stream_written) < 0)
+	if (uv_write(&c->swr, (uv_stream_t *)&c->tcp, bufs, n, on_stream_written) < 0)
 		conn_close(c);
 }
 
@@ -652,13 +634,12 @@ static void send_sized(struct conn *c)
 	uint64_t size = body_allowed(status) ? c->ctl.size : 0;
 	if (size <= SIZE_INLINE || is_head) {
 		/* g_pattern is longer than SIZE_INLINE. */
-		send_simple(c, status, "application/octet-stream", g_pattern,
-			    (size_t)size);
+		send_simple(c, status, "application/octet-stream", g_pattern, (size_t)size);
 		return;
 	}
 	int chunked = c->ctl.chunked && c->msg.minor == 1;
-	put_head(c, status, "application/octet-stream",
-		 chunked ? -1 : (int64_t)size, want_close(c));
+	put_head(c, status, "application/octet-stream", chunked ? -1 : (int64_t)size,
+		 want_close(c));
 	if (conn_flush(c) != K_OK)
 		return;
 	c->state = CS_STREAM;
@@ -701,8 +682,7 @@ static void start_calls(struct conn *c)
 			}
 	c->fo = fanout_start(g_loop, hv, n, on_fanout_done, c);
 	if (!c->fo)
-		send_error_json(c, 500, "out of memory starting calls", NULL,
-				NULL);
+		send_error_json(c, 500, "out of memory starting calls", NULL, NULL);
 }
 
 static void on_delay(uv_timer_t *t)
@@ -728,8 +708,7 @@ static void dispatch(struct conn *c)
 		c->ctl.status = 0;
 		c->ctl.headers = (struct k_str){0};
 		c->ctl.chunked = 0;
-		send_error_json(c, 400, "invalid query parameter",
-				ctl->bad_param, ctl->bad_reason);
+		send_error_json(c, 400, "invalid query parameter", ctl->bad_param, ctl->bad_reason);
 		return;
 	}
 	if (ctl->drop) {
@@ -741,8 +720,7 @@ static void dispatch(struct conn *c)
 		}
 		return;
 	}
-	if (k_str_eq(c->path, K_STR_LIT("/healthz")) && !ctl->has_size &&
-	    !ctl->delay_ms) {
+	if (k_str_eq(c->path, K_STR_LIT("/healthz")) && !ctl->has_size && !ctl->delay_ms) {
 		send_simple(c, 200, "text/plain", "ok\n", 3);
 		return;
 	}
@@ -771,8 +749,7 @@ static void begin_request(struct conn *c)
 		c->state = CS_BODY;
 		/* Only ask for the body when none of it has arrived; clients
 		 * that did not wait must not see a stray 100. */
-		if (c->msg.expect_continue && c->msg.minor == 1 &&
-		    c->off == c->len)
+		if (c->msg.expect_continue && c->msg.minor == 1 && c->off == c->len)
 			sbuf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
 		return;
 	}
@@ -800,15 +777,13 @@ static void conn_process(struct conn *c)
 				c->off = c->len = c->pin = c->prev_len = 0;
 				break;
 			}
-			int rc = k_h1_parse_request(
-				c->rbuf + c->off, c->len - c->off, c->prev_len,
-				&g_limits, &c->msg, c->hdrs,
-				K_ARRAY_LEN(c->hdrs), &err);
+			int rc = k_h1_parse_request(c->rbuf + c->off, c->len - c->off, c->prev_len,
+						    &g_limits, &c->msg, c->hdrs,
+						    K_ARRAY_LEN(c->hdrs), &err);
 			if (rc == K_EAGAIN) {
 				c->prev_len = c->len - c->off;
 				if (c->off) {
-					memmove(c->rbuf, c->rbuf + c->off,
-						c->len - c->off);
+					memmove(c->rbuf, c->rbuf + c->off, c->len - c->off);
 					c->len -= c->off;
 					c->off = 0;
 				}
@@ -824,13 +799,11 @@ static void conn_process(struct conn *c)
 				/* Move the head to the front so the body has
 				 * room; the spans point into the old place,
 				 * so parse it again (rare). */
-				memmove(c->rbuf, c->rbuf + c->off,
-					c->len - c->off);
+				memmove(c->rbuf, c->rbuf + c->off, c->len - c->off);
 				c->len -= c->off;
 				c->off = 0;
-				rc = k_h1_parse_request(
-					c->rbuf, c->len, 0, &g_limits, &c->msg,
-					c->hdrs, K_ARRAY_LEN(c->hdrs), &err);
+				rc = k_h1_parse_request(c->rbuf, c->len, 0, &g_limits, &c->msg,
+							c->hdrs, K_ARRAY_LEN(c->hdrs), &err);
 				if (rc < 0) {
 					send_protocol_error(c, &err);
 					return;
@@ -840,18 +813,15 @@ static void conn_process(struct conn *c)
 			c->off += (size_t)rc;
 			if (k_str_eq(c->msg.method, K_STR_LIT("CONNECT"))) {
 				c->ctl = (struct controls){.close = 1};
-				send_error_json(c, 405,
-						"CONNECT is not supported",
-						NULL, NULL);
+				send_error_json(c, 405, "CONNECT is not supported", NULL, NULL);
 				continue;
 			}
 			begin_request(c);
 		} else if (c->state == CS_BODY) {
 			while (c->off < c->len && !c->dec.done) {
 				struct k_str data = {NULL, 0};
-				int rc = k_h1_body_decode(
-					&c->dec, c->rbuf + c->off,
-					c->len - c->off, &data, &err);
+				int rc = k_h1_body_decode(&c->dec, c->rbuf + c->off,
+							  c->len - c->off, &data, &err);
 				if (rc < 0) {
 					send_protocol_error(c, &err);
 					return;
@@ -868,8 +838,7 @@ static void conn_process(struct conn *c)
 				size_t base = c->pin + c->msg.head_len;
 				size_t keep = c->len - c->off;
 				if (keep && c->off != base)
-					memmove(c->rbuf + base,
-						c->rbuf + c->off, keep);
+					memmove(c->rbuf + base, c->rbuf + c->off, keep);
 				c->off = base;
 				c->len = base + keep;
 				break;
@@ -975,11 +944,8 @@ static int parse_listen(const char *addr, struct sockaddr_storage *ss)
 	if (hl == 0 || !strcmp(host, "*"))
 		strcpy(host, "0.0.0.0");
 	if (strchr(host, ':'))
-		return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss)
-			       ? K_EINVAL
-			       : K_OK;
-	return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) ? K_EINVAL
-								      : K_OK;
+		return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) ? K_EINVAL : K_OK;
+	return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) ? K_EINVAL : K_OK;
 }
 
 static void on_listener_closed(uv_handle_t *h)

@@ -14,13 +14,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "%s:%d: invariant failed: %s\n",       \
-				__FILE__, __LINE__, #c);                       \
-			abort();                                               \
-		}                                                              \
+#define CHECK(c)                                                                                   \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);  \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 #define NHDR 128
@@ -47,8 +46,8 @@ static int is_ows(char c)
 	return c == ' ' || c == '\t';
 }
 
-static void check_msg(const struct k_h1_msg *m, const char *b, size_t n, int rc,
-		      uint32_t max_hdrs, int resp)
+static void check_msg(const struct k_h1_msg *m, const char *b, size_t n, int rc, uint32_t max_hdrs,
+		      int resp)
 {
 	CHECK((size_t)rc <= n && m->head_len == (uint32_t)rc);
 	CHECK(m->nheaders <= max_hdrs);
@@ -69,8 +68,7 @@ static void check_msg(const struct k_h1_msg *m, const char *b, size_t n, int rc,
 			CHECK(m->host_idx >= 0);
 	}
 	if (m->body == K_H1_BODY_LENGTH)
-		CHECK(m->content_length > 0 &&
-		      m->content_length <= UINT64_C(0x7fffffffffffffff));
+		CHECK(m->content_length > 0 && m->content_length <= UINT64_C(0x7fffffffffffffff));
 	if (m->body == K_H1_BODY_CLOSE)
 		CHECK(!m->keep_alive);
 	for (uint32_t i = 0; i < m->nheaders; i++) {
@@ -82,8 +80,7 @@ static void check_msg(const struct k_h1_msg *m, const char *b, size_t n, int rc,
 		for (size_t j = 0; j < h->value.len; j++)
 			CHECK(k_h1_is_field_char((unsigned char)h->value.p[j]));
 		if (h->value.len)
-			CHECK(!is_ows(h->value.p[0]) &&
-			      !is_ows(h->value.p[h->value.len - 1]));
+			CHECK(!is_ows(h->value.p[0]) && !is_ows(h->value.p[h->value.len - 1]));
 	}
 }
 
@@ -95,8 +92,7 @@ static void check_err(int rc, const struct k_h1_error *e, size_t n, int resp)
 	if (resp)
 		CHECK(e->status == 502);
 	else
-		CHECK(e->status == 400 || e->status == 431 ||
-		      e->status == 501 || e->status == 505);
+		CHECK(e->status == 400 || e->status == 431 || e->status == 501 || e->status == 505);
 }
 
 /* Decodes b[0..n) in pieces whose sizes come from rng() (max 0: whole);
@@ -109,9 +105,8 @@ struct body_result {
 	const char *reason;
 };
 
-static struct body_result decode(const struct k_h1_msg *m,
-				 const struct k_h1_limits *lim, const char *b,
-				 size_t n, size_t maxpiece)
+static struct body_result decode(const struct k_h1_msg *m, const struct k_h1_limits *lim,
+				 const char *b, size_t n, size_t maxpiece)
 {
 	struct k_h1_body_dec d;
 	struct body_result r = {1469598103934665603u, 0, 0, 1, NULL};
@@ -124,8 +119,7 @@ static struct body_result decode(const struct k_h1_msg *m,
 		avail = avail + add > n ? n : avail + add;
 		while (pos < avail && !d.done) {
 			struct k_str s;
-			int rc = k_h1_body_decode(&d, b + pos, avail - pos, &s,
-						  &e);
+			int rc = k_h1_body_decode(&d, b + pos, avail - pos, &s, &e);
 			if (rc < 0) {
 				CHECK(rc == K_EINVAL || rc == K_ELIMIT);
 				CHECK(e.reason && e.reason[0]);
@@ -133,8 +127,7 @@ static struct body_result decode(const struct k_h1_msg *m,
 				CHECK(e.offset < avail - pos);
 				r.rc = rc;
 				r.reason = e.reason;
-				r.end = pos +
-					e.offset; /* absolute fault offset */
+				r.end = pos + e.offset; /* absolute fault offset */
 				return r;
 			}
 			CHECK((size_t)rc <= avail - pos);
@@ -142,15 +135,13 @@ static struct body_result decode(const struct k_h1_msg *m,
 			CHECK(s.len <= (size_t)rc);
 			CHECK(s.p >= b + pos && s.p + s.len <= b + pos + rc);
 			for (size_t i = 0; i < s.len; i++)
-				r.hash = (r.hash ^ (unsigned char)s.p[i]) *
-					 1099511628211u;
+				r.hash = (r.hash ^ (unsigned char)s.p[i]) * 1099511628211u;
 			r.payload += s.len;
 			pos += (size_t)rc;
 		}
 		if (d.done) {
 			struct k_str s;
-			CHECK(k_h1_body_decode(&d, b + pos, n - pos, &s, &e) ==
-			      0);
+			CHECK(k_h1_body_decode(&d, b + pos, n - pos, &s, &e) == 0);
 			r.rc = 0;
 			r.end = pos;
 			return r;
@@ -163,26 +154,22 @@ static struct body_result decode(const struct k_h1_msg *m,
 	}
 }
 
-static void one(const char *b, size_t n, const struct k_h1_limits *lim,
-		int resp, unsigned flags)
+static void one(const char *b, size_t n, const struct k_h1_limits *lim, int resp, unsigned flags)
 {
 	static struct k_h1_header h[NHDR], h2[NHDR];
 	struct k_h1_msg m, m2;
 	struct k_h1_error e, e2;
 	uint32_t cap = (uint32_t)(rng() % 3 == 0 ? 8 : NHDR);
-	uint32_t max_hdrs =
-		lim->max_headers ? lim->max_headers : K_H1_DEFAULT_MAX_HEADERS;
+	uint32_t max_hdrs = lim->max_headers ? lim->max_headers : K_H1_DEFAULT_MAX_HEADERS;
 	int rc, rc2;
 	size_t k;
 
 	if (cap < max_hdrs)
 		max_hdrs = cap;
 
-#define PARSE(len, prev, mm, hh, ee)                                           \
-	(resp ? k_h1_parse_response(b, (len), (prev), lim, flags, (mm), (hh),  \
-				    cap, (ee))                                 \
-	      : k_h1_parse_request(b, (len), (prev), lim, (mm), (hh), cap,     \
-				   (ee)))
+#define PARSE(len, prev, mm, hh, ee)                                                               \
+	(resp ? k_h1_parse_response(b, (len), (prev), lim, flags, (mm), (hh), cap, (ee))           \
+	      : k_h1_parse_request(b, (len), (prev), lim, (mm), (hh), cap, (ee)))
 
 	rc = PARSE(n, 0, &m, h, &e);
 	if (rc > 0)
@@ -201,9 +188,8 @@ static void one(const char *b, size_t n, const struct k_h1_limits *lim,
 			return;
 		CHECK(rc2 == rc);
 		if (rc > 0)
-			CHECK(m2.head_len == m.head_len &&
-			      m2.nheaders == m.nheaders && m2.body == m.body &&
-			      m2.content_length == m.content_length &&
+			CHECK(m2.head_len == m.head_len && m2.nheaders == m.nheaders &&
+			      m2.body == m.body && m2.content_length == m.content_length &&
 			      m2.keep_alive == m.keep_alive);
 		else if (rc < 0 && rc != K_EAGAIN)
 			CHECK(e2.status == e.status && e2.reason == e.reason);
@@ -223,15 +209,11 @@ static void one(const char *b, size_t n, const struct k_h1_limits *lim,
 		const char *body = b + rc;
 		size_t blen = n - (size_t)rc;
 		struct body_result whole = decode(&m, lim, body, blen, 0);
-		struct body_result split =
-			decode(&m, lim, body, blen, 1 + (size_t)(rng() % 17));
+		struct body_result split = decode(&m, lim, body, blen, 1 + (size_t)(rng() % 17));
 		struct body_result bytes = decode(&m, lim, body, blen, 1);
-		CHECK(whole.rc == split.rc && whole.end == split.end &&
-		      whole.hash == split.hash &&
-		      whole.payload == split.payload &&
-		      whole.reason == split.reason);
-		CHECK(whole.rc == bytes.rc && whole.end == bytes.end &&
-		      whole.hash == bytes.hash);
+		CHECK(whole.rc == split.rc && whole.end == split.end && whole.hash == split.hash &&
+		      whole.payload == split.payload && whole.reason == split.reason);
+		CHECK(whole.rc == bytes.rc && whole.end == bytes.end && whole.hash == bytes.hash);
 		if (m.body == K_H1_BODY_LENGTH && whole.rc == 0)
 			CHECK(whole.payload == m.content_length);
 	}

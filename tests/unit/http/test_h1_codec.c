@@ -25,8 +25,7 @@ static int req(const char *s)
 static int resp_f(const char *s, unsigned flags)
 {
 	memset(&E, 0, sizeof(E));
-	return k_h1_parse_response(s, strlen(s), 0, NULL, flags, &M, H, NHDR,
-				   &E);
+	return k_h1_parse_response(s, strlen(s), 0, NULL, flags, &M, H, NHDR, &E);
 }
 
 static int str_is(struct k_str s, const char *lit)
@@ -43,15 +42,13 @@ static int inside(struct k_str s, const char *buf, size_t len)
 
 static int ref_tchar(int c)
 {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-	       (c >= 'A' && c <= 'Z') ||
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	       (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 static int ref_host(int c)
 {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-	       (c >= 'A' && c <= 'Z') ||
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 	       (c && strchr("-._~!$&'()*+;=", c) != NULL);
 }
 
@@ -70,15 +67,13 @@ static void test_char_classes(void)
 			bad_f++;
 
 		/* request target: VCHAR except '#' */
-		n = snprintf(buf, sizeof(buf),
-			     "GET /a%cb HTTP/1.1\r\nHost: h\r\n\r\n", c);
+		n = snprintf(buf, sizeof(buf), "GET /a%cb HTTP/1.1\r\nHost: h\r\n\r\n", c);
 		rc = req_n(buf, (size_t)n);
 		if ((rc > 0) != (c > 0x20 && c < 0x7f && c != '#'))
 			bad_target++;
 
 		/* Host: reg-name characters */
-		n = snprintf(buf, sizeof(buf),
-			     "GET / HTTP/1.1\r\nHost: a%cb\r\n\r\n", c);
+		n = snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: a%cb\r\n\r\n", c);
 		rc = req_n(buf, (size_t)n);
 		if (c != '%' && (rc > 0) != ref_host(c))
 			bad_host++;
@@ -88,8 +83,7 @@ static void test_char_classes(void)
 			struct k_h1_body_dec d;
 			struct k_str data;
 			struct k_h1_msg m = {.body = K_H1_BODY_CHUNKED};
-			int ishex = (c >= '0' && c <= '9') ||
-				    (c >= 'a' && c <= 'f') ||
+			int ishex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
 				    (c >= 'A' && c <= 'F');
 			k_h1_body_init(&d, &m, NULL);
 			buf[0] = (char)c;
@@ -144,8 +138,7 @@ static void test_simple_get(void)
 	K_CHECK(inside(M.method, s, strlen(s)));
 	K_CHECK(inside(M.target, s, strlen(s)));
 	for (uint32_t i = 0; i < M.nheaders; i++)
-		K_CHECK(inside(H[i].name, s, strlen(s)) &&
-			inside(H[i].value, s, strlen(s)));
+		K_CHECK(inside(H[i].name, s, strlen(s)) && inside(H[i].value, s, strlen(s)));
 
 	/* obs-text in values, HTAB inside values, long values (SIMD path) */
 	rc = req("GET / HTTP/1.1\r\nHost: a\r\nX: caf\xc3\xa9\tbar\r\n"
@@ -169,8 +162,8 @@ static void test_simple_get(void)
 	K_CHECK_INT_EQ(req("GET / HTTP/1.1\r\nHost: a\r\n\r"), K_EAGAIN);
 	K_CHECK_INT_EQ(req(""), K_EAGAIN);
 	/* NULL limits mean the defaults */
-	K_CHECK(k_h1_parse_request(RAW("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 0,
-				   NULL, &M, H, NHDR, &E) > 0);
+	K_CHECK(k_h1_parse_request(RAW("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 0, NULL, &M, H, NHDR,
+				   &E) > 0);
 }
 
 static void test_target_forms(void)
@@ -192,8 +185,7 @@ static void test_target_forms(void)
 	K_CHECK_INT_EQ(M.target_form, K_H1_TARGET_AUTHORITY);
 	K_CHECK(str_is(M.authority, "db.internal:5432"));
 	K_CHECK_INT_EQ(M.body, K_H1_BODY_NONE);
-	K_CHECK(req("CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: x\r\n\r\n") >
-		0);
+	K_CHECK(req("CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: x\r\n\r\n") > 0);
 	K_CHECK(req("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n") > 0);
 	K_CHECK_INT_EQ(M.target_form, K_H1_TARGET_ASTERISK);
 	K_CHECK(str_is(M.path, "*"));
@@ -213,8 +205,7 @@ static void test_request_framing(void)
 		    "42\r\n\r\n") > 0);
 	K_CHECK_INT_EQ(M.body, K_H1_BODY_LENGTH);
 	K_CHECK_INT_EQ(M.content_length, 42);
-	K_CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n") >
-		0);
+	K_CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n") > 0);
 	K_CHECK_INT_EQ(M.body, K_H1_BODY_NONE);
 	K_CHECK(req("POST / HTTP/1.1\r\nHost: "
 		    "a\r\ncontent-length:007\r\n\r\n") > 0);
@@ -458,8 +449,7 @@ static void test_smuggling(void)
 		const struct bad *b = &smuggling[i];
 		const char *reason;
 		int st = run_request(b->raw, b->len, &reason);
-		if (st != b->status ||
-		    (b->reason && (!reason || strcmp(reason, b->reason)))) {
+		if (st != b->status || (b->reason && (!reason || strcmp(reason, b->reason)))) {
 			fprintf(stderr, "smuggling case %zu: \"", i);
 			for (size_t j = 0; j < b->len; j++) {
 				unsigned char c = (unsigned char)b->raw[j];
@@ -468,8 +458,7 @@ static void test_smuggling(void)
 				else
 					fprintf(stderr, "\\x%02x", c);
 			}
-			fprintf(stderr, "\" got %d \"%s\"\n", st,
-				reason ? reason : "");
+			fprintf(stderr, "\" got %d \"%s\"\n", st, reason ? reason : "");
 		}
 		K_CHECK_INT_EQ(st, b->status);
 		if (b->reason)
@@ -485,8 +474,7 @@ static void test_smuggling(void)
 	K_CHECK_INT_EQ(req("GET / HTTP/2.0\r\n\r\n"), K_ENOTSUP);
 	K_CHECK_INT_EQ(req("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), K_EINVAL);
 	/* the error offset points at the fault */
-	K_CHECK_INT_EQ(req("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01\r\n\r\n"),
-		       K_EINVAL);
+	K_CHECK_INT_EQ(req("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01\r\n\r\n"), K_EINVAL);
 	K_CHECK_INT_EQ(E.offset, 29);
 }
 
@@ -589,14 +577,12 @@ static void test_responses(void)
 
 	/* a 100 Continue and the final response in one buffer */
 	{
-		const char *s =
-			"HTTP/1.1 100 Continue\r\n\r\n"
-			"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
+		const char *s = "HTTP/1.1 100 Continue\r\n\r\n"
+				"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
 		int rc = resp_f(s, 0);
 		K_CHECK_INT_EQ(rc, 25);
 		K_CHECK_INT_EQ(M.status, 100);
-		rc = k_h1_parse_response(s + rc, strlen(s) - 25, 0, NULL, 0, &M,
-					 H, NHDR, &E);
+		rc = k_h1_parse_response(s + rc, strlen(s) - 25, 0, NULL, 0, &M, H, NHDR, &E);
 		K_CHECK(rc > 0);
 		K_CHECK_INT_EQ(M.status, 201);
 		K_CHECK_INT_EQ(M.body, K_H1_BODY_LENGTH);
@@ -610,9 +596,8 @@ static void test_responses(void)
  * arrival the decoder is called until it has consumed what it can. Appends
  * payload to out. Returns the body's end offset (bytes consumed when done),
  * -1 when more input is needed, or -status on error. */
-static long feed(struct k_h1_body_dec *d, const char *b, size_t n,
-		 const size_t *cut, size_t ncut, char *out, size_t *outlen,
-		 const char **reason)
+static long feed(struct k_h1_body_dec *d, const char *b, size_t n, const size_t *cut, size_t ncut,
+		 char *out, size_t *outlen, const char **reason)
 {
 	size_t pos = 0, avail = 0, k = 0;
 
@@ -622,8 +607,7 @@ static long feed(struct k_h1_body_dec *d, const char *b, size_t n,
 		k++;
 		while (pos < avail && !d->done) {
 			struct k_str data;
-			int rc = k_h1_body_decode(d, b + pos, avail - pos,
-						  &data, &E);
+			int rc = k_h1_body_decode(d, b + pos, avail - pos, &data, &E);
 			if (rc < 0) {
 				*reason = E.reason;
 				return -E.status;
@@ -676,8 +660,7 @@ static void test_body_splits(void)
 
 	for (size_t i = 0; i < K_ARRAY_LEN(bodies); i++) {
 		const struct body_case *bc = &bodies[i];
-		struct k_h1_msg m = {.body = bc->kind,
-				     .content_length = bc->cl};
+		struct k_h1_msg m = {.body = bc->kind, .content_length = bc->cl};
 		struct k_h1_body_dec d;
 		const char *reason0 = NULL, *reason;
 		size_t outlen, outlen0;
@@ -686,8 +669,7 @@ static void test_body_splits(void)
 
 		/* in one piece */
 		k_h1_body_init(&d, &m, NULL);
-		end0 = feed(&d, bc->raw, bc->len, NULL, 0, out0, &outlen0,
-			    &reason0);
+		end0 = feed(&d, bc->raw, bc->len, NULL, 0, out0, &outlen0, &reason0);
 		if (bc->payload) {
 			K_CHECK_INT_EQ(end0, bc->end);
 			K_CHECK_INT_EQ(outlen0, strlen(bc->payload));
@@ -696,9 +678,8 @@ static void test_body_splits(void)
 		} else {
 			K_CHECK_INT_EQ(end0, -400);
 		}
-#define SAME()                                                                 \
-	(end == end0 && reason == reason0 && outlen == outlen0 &&              \
-	 memcmp(out, out0, outlen) == 0)
+#define SAME()                                                                                     \
+	(end == end0 && reason == reason0 && outlen == outlen0 && memcmp(out, out0, outlen) == 0)
 		/* split at every point, and at every pair of points: the
 		 * payload (even before a fault), the end and the error must
 		 * not change */
@@ -708,8 +689,7 @@ static void test_body_splits(void)
 				cuts[0] = k;
 				cuts[1] = l;
 				reason = NULL;
-				end = feed(&d, bc->raw, bc->len, cuts, 2, out,
-					   &outlen, &reason);
+				end = feed(&d, bc->raw, bc->len, cuts, 2, out, &outlen, &reason);
 				mismatches += !SAME();
 			}
 		}
@@ -718,13 +698,11 @@ static void test_body_splits(void)
 			cuts[k] = k + 1;
 		k_h1_body_init(&d, &m, NULL);
 		reason = NULL;
-		end = feed(&d, bc->raw, bc->len, cuts, bc->len, out, &outlen,
-			   &reason);
+		end = feed(&d, bc->raw, bc->len, cuts, bc->len, out, &outlen, &reason);
 		mismatches += !SAME();
 #undef SAME
 		if (mismatches)
-			fprintf(stderr, "body case %zu: %d split mismatches\n",
-				i, mismatches);
+			fprintf(stderr, "body case %zu: %d split mismatches\n", i, mismatches);
 		K_CHECK_INT_EQ(mismatches, 0);
 	}
 	/* payload before a fault is delivered */
@@ -733,12 +711,9 @@ static void test_body_splits(void)
 		struct k_h1_body_dec d;
 		struct k_str data;
 		k_h1_body_init(&d, &m, NULL);
-		K_CHECK_INT_EQ(
-			k_h1_body_decode(&d, RAW("5\r\nhelloXX"), &data, &E),
-			8);
+		K_CHECK_INT_EQ(k_h1_body_decode(&d, RAW("5\r\nhelloXX"), &data, &E), 8);
 		K_CHECK(str_is(data, "hello"));
-		K_CHECK_INT_EQ(k_h1_body_decode(&d, RAW("XX"), &data, &E),
-			       K_EINVAL);
+		K_CHECK_INT_EQ(k_h1_body_decode(&d, RAW("XX"), &data, &E), K_EINVAL);
 		K_CHECK_STR_EQ(E.reason, "bad chunk terminator");
 		K_CHECK_INT_EQ(E.offset, 0);
 	}
@@ -782,8 +757,7 @@ static void test_body_misc(void)
 	k_h1_body_init(&d, &m, NULL);
 	K_CHECK_INT_EQ(k_h1_body_decode(&d, "zz", 2, &data, &E), K_EINVAL);
 	K_CHECK_INT_EQ(E.status, 502);
-	K_CHECK_INT_EQ(k_h1_body_decode(&d, "0\r\n\r\n", 5, &data, &E),
-		       K_EINVAL);
+	K_CHECK_INT_EQ(k_h1_body_decode(&d, "0\r\n\r\n", 5, &data, &E), K_EINVAL);
 	m.status = 0;
 
 	/* the size line is bounded, extensions included */
@@ -804,17 +778,14 @@ static void test_body_misc(void)
 
 	/* trailer limits: count and bytes */
 	{
-		struct k_h1_limits lim = {.max_head_bytes = 64,
-					  .max_headers = 2};
+		struct k_h1_limits lim = {.max_head_bytes = 64, .max_headers = 2};
 		const char *t2 = "0\r\nA: 1\r\nB: 2\r\n\r\n";
 		const char *t3 = "0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
 		k_h1_body_init(&d, &m, &lim);
-		K_CHECK_INT_EQ(k_h1_body_decode(&d, t2, strlen(t2), &data, &E),
-			       (int)strlen(t2));
+		K_CHECK_INT_EQ(k_h1_body_decode(&d, t2, strlen(t2), &data, &E), (int)strlen(t2));
 		K_CHECK(d.done);
 		k_h1_body_init(&d, &m, &lim);
-		K_CHECK_INT_EQ(k_h1_body_decode(&d, t3, strlen(t3), &data, &E),
-			       K_ELIMIT);
+		K_CHECK_INT_EQ(k_h1_body_decode(&d, t3, strlen(t3), &data, &E), K_ELIMIT);
 		K_CHECK_INT_EQ(E.status, 431);
 		K_CHECK_STR_EQ(E.reason, "too many trailer fields");
 
@@ -830,16 +801,14 @@ static void test_body_misc(void)
 		memcpy(buf, "0\r\nX: ", 6);
 		memcpy(buf + 3 + 65 - 4, "\r\n\r\n", 4);
 		k_h1_body_init(&d, &m, &lim);
-		K_CHECK_INT_EQ(k_h1_body_decode(&d, buf, 68, &data, &E),
-			       K_ELIMIT);
+		K_CHECK_INT_EQ(k_h1_body_decode(&d, buf, 68, &data, &E), K_ELIMIT);
 		K_CHECK_INT_EQ(E.status, 431);
 		K_CHECK_STR_EQ(E.reason, "trailer section too large");
 	}
 
 	/* one payload span per call: the caller loops */
 	k_h1_body_init(&d, &m, NULL);
-	rc = k_h1_body_decode(&d, RAW("1\r\na\r\n1\r\nb\r\n0\r\n\r\n"), &data,
-			      &E);
+	rc = k_h1_body_decode(&d, RAW("1\r\na\r\n1\r\nb\r\n0\r\n\r\n"), &data, &E);
 	K_CHECK_INT_EQ(rc, 9);
 	K_CHECK(str_is(data, "a"));
 	/* empty input: nothing happens */
@@ -850,13 +819,12 @@ static void test_body_misc(void)
 
 static void test_pipelined(void)
 {
-	const char *s =
-		"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
-		"POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
-		"POST /3 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
-		"chunked\r\n\r\n"
-		"3\r\nabc\r\n0\r\nT: x\r\n\r\n"
-		"\r\nGET /4 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+	const char *s = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
+			"POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+			"POST /3 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+			"chunked\r\n\r\n"
+			"3\r\nabc\r\n0\r\nT: x\r\n\r\n"
+			"\r\nGET /4 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
 	static const char *targets[] = {"/1", "/2", "/3", "/4"};
 	static const char *payloads[] = {"", "hello", "abc", ""};
 	size_t len = strlen(s), pos = 0;
@@ -875,8 +843,7 @@ static void test_pipelined(void)
 		k_h1_body_init(&d, &M, NULL);
 		while (!d.done) {
 			struct k_str data;
-			rc = k_h1_body_decode(&d, s + pos, len - pos, &data,
-					      &E);
+			rc = k_h1_body_decode(&d, s + pos, len - pos, &data, &E);
 			K_CHECK(rc > 0);
 			if (rc <= 0)
 				return;
@@ -884,8 +851,7 @@ static void test_pipelined(void)
 			outlen += data.len;
 			pos += (size_t)rc;
 		}
-		K_CHECK(outlen == strlen(payloads[n]) &&
-			memcmp(out, payloads[n], outlen) == 0);
+		K_CHECK(outlen == strlen(payloads[n]) && memcmp(out, payloads[n], outlen) == 0);
 		n++;
 	}
 	K_CHECK_INT_EQ(n, 4);
@@ -897,16 +863,13 @@ static void test_pipelined(void)
 
 static int same_msg(const struct k_h1_msg *a, const struct k_h1_msg *b)
 {
-	if (!k_str_eq(a->method, b->method) ||
-	    !k_str_eq(a->target, b->target) ||
+	if (!k_str_eq(a->method, b->method) || !k_str_eq(a->target, b->target) ||
 	    a->target_form != b->target_form || a->status != b->status ||
-	    !k_str_eq(a->reason, b->reason) || a->minor != b->minor ||
-	    a->nheaders != b->nheaders || a->head_len != b->head_len ||
-	    a->body != b->body || a->content_length != b->content_length ||
-	    a->host_idx != b->host_idx || a->keep_alive != b->keep_alive ||
-	    a->expect_continue != b->expect_continue ||
-	    a->upgrade != b->upgrade ||
-	    a->has_te_trailers != b->has_te_trailers)
+	    !k_str_eq(a->reason, b->reason) || a->minor != b->minor || a->nheaders != b->nheaders ||
+	    a->head_len != b->head_len || a->body != b->body ||
+	    a->content_length != b->content_length || a->host_idx != b->host_idx ||
+	    a->keep_alive != b->keep_alive || a->expect_continue != b->expect_continue ||
+	    a->upgrade != b->upgrade || a->has_te_trailers != b->has_te_trailers)
 		return 0;
 	return 1;
 }
@@ -938,9 +901,8 @@ static const struct {
 };
 /* clang-format on */
 
-static int parse_any(int resp, const char *b, size_t n, size_t prev,
-		     struct k_h1_msg *m, struct k_h1_header *h,
-		     struct k_h1_error *e)
+static int parse_any(int resp, const char *b, size_t n, size_t prev, struct k_h1_msg *m,
+		     struct k_h1_header *h, struct k_h1_error *e)
 {
 	memset(e, 0, sizeof(*e));
 	if (resp)
@@ -966,8 +928,7 @@ static void test_head_splits(void)
 			if (rc0 > 0 && (size_t)rc0 > k) {
 				bad += rc != K_EAGAIN;
 			} else if (rc != K_EAGAIN &&
-				   (rc != rc0 || e.status != e0.status ||
-				    e.reason != e0.reason)) {
+				   (rc != rc0 || e.status != e0.status || e.reason != e0.reason)) {
 				bad++;
 			}
 			if (rc != K_EAGAIN)
@@ -975,8 +936,7 @@ static void test_head_splits(void)
 			/* the rest arrives: continue with prev_len = k */
 			rc = parse_any(resp, b, n, k, &m, H, &e);
 			if (rc != rc0 || (rc > 0 && !same_msg(&m, &m0)) ||
-			    (rc < 0 &&
-			     (e.status != e0.status || e.reason != e0.reason)))
+			    (rc < 0 && (e.status != e0.status || e.reason != e0.reason)))
 				bad++;
 		}
 		/* byte at a time, as a slow client sends */
@@ -988,13 +948,11 @@ static void test_head_splits(void)
 				prev = k;
 			}
 			if (rc != rc0 || (rc > 0 && !same_msg(&m, &m0)) ||
-			    (rc < 0 &&
-			     (e.status != e0.status || e.reason != e0.reason)))
+			    (rc < 0 && (e.status != e0.status || e.reason != e0.reason)))
 				bad++;
 		}
 		if (bad)
-			fprintf(stderr, "head case %zu: %d split mismatches\n",
-				i, bad);
+			fprintf(stderr, "head case %zu: %d split mismatches\n", i, bad);
 		K_CHECK_INT_EQ(bad, 0);
 	}
 }
@@ -1024,48 +982,36 @@ static void test_limits(void)
 
 	/* head bytes: exactly at the limit passes, one more is 431 */
 	n = build_head(buf, 1024, 1);
-	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, NHDR, &E),
-		       1024);
+	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, NHDR, &E), 1024);
 	n = build_head(buf, 1025, 1);
-	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, NHDR, &E),
-		       K_ELIMIT);
+	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, NHDR, &E), K_ELIMIT);
 	K_CHECK_INT_EQ(E.status, 431);
 	K_CHECK_STR_EQ(E.reason, "request head too large");
 	/* ... also while incomplete, as soon as the limit is reached */
-	K_CHECK_INT_EQ(k_h1_parse_request(buf, 1023, 0, &lim, &M, H, NHDR, &E),
-		       K_EAGAIN);
-	K_CHECK_INT_EQ(k_h1_parse_request(buf, 1024, 0, &lim, &M, H, NHDR, &E),
-		       K_ELIMIT);
-	K_CHECK_INT_EQ(
-		k_h1_parse_request(buf, 1024, 1000, &lim, &M, H, NHDR, &E),
-		K_ELIMIT);
+	K_CHECK_INT_EQ(k_h1_parse_request(buf, 1023, 0, &lim, &M, H, NHDR, &E), K_EAGAIN);
+	K_CHECK_INT_EQ(k_h1_parse_request(buf, 1024, 0, &lim, &M, H, NHDR, &E), K_ELIMIT);
+	K_CHECK_INT_EQ(k_h1_parse_request(buf, 1024, 1000, &lim, &M, H, NHDR, &E), K_ELIMIT);
 
 	/* field count: 10 fields pass (pad counts), 11 is 431 */
 	n = build_head(buf, 400, 9);
-	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, NHDR, &E),
-		       400);
+	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, NHDR, &E), 400);
 	K_CHECK_INT_EQ(M.nheaders, 10);
 	n = build_head(buf, 400, 10);
-	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, NHDR, &E),
-		       K_ELIMIT);
+	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, NHDR, &E), K_ELIMIT);
 	K_CHECK_INT_EQ(E.status, 431);
 	K_CHECK_STR_EQ(E.reason, "too many header fields");
 	/* a smaller array lowers the limit */
 	n = build_head(buf, 400, 9);
-	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, 5, &E),
-		       K_ELIMIT);
+	K_CHECK_INT_EQ(k_h1_parse_request(buf, n, 0, &lim, &M, H, 5, &E), K_ELIMIT);
 	/* responses: 502 */
 	n = (size_t)sprintf(buf, "HTTP/1.1 200 OK\r\n");
 	for (int i = 0; i < 11; i++)
 		n += (size_t)sprintf(buf + n, "X: %d\r\n", i);
 	n += (size_t)sprintf(buf + n, "\r\n");
-	K_CHECK_INT_EQ(k_h1_parse_response(buf, n, 0, &lim, 0, &M, H, NHDR, &E),
-		       K_ELIMIT);
+	K_CHECK_INT_EQ(k_h1_parse_response(buf, n, 0, &lim, 0, &M, H, NHDR, &E), K_ELIMIT);
 	K_CHECK_INT_EQ(E.status, 502);
 	memset(buf + 17, 'x', 2000);
-	K_CHECK_INT_EQ(
-		k_h1_parse_response(buf, 2017, 0, &lim, 0, &M, H, NHDR, &E),
-		K_ELIMIT);
+	K_CHECK_INT_EQ(k_h1_parse_response(buf, 2017, 0, &lim, 0, &M, H, NHDR, &E), K_ELIMIT);
 	K_CHECK_INT_EQ(E.status, 502);
 
 	/* a request line longer than the limit is 431 and the bytes past
@@ -1073,17 +1019,13 @@ static void test_limits(void)
 	memcpy(buf, "GET /", 5);
 	memset(buf + 5, 'a', sizeof(buf) - 5);
 	buf[2000] = '\0';
-	K_CHECK_INT_EQ(
-		k_h1_parse_request(buf, sizeof(buf), 0, &lim, &M, H, NHDR, &E),
-		K_ELIMIT);
+	K_CHECK_INT_EQ(k_h1_parse_request(buf, sizeof(buf), 0, &lim, &M, H, NHDR, &E), K_ELIMIT);
 	K_CHECK_INT_EQ(E.status, 431);
 	K_CHECK_STR_EQ(E.reason, "request line too long");
 	/* the default limit (60 KiB) likewise */
 	buf[2000] = 'a';
 	buf[K_H1_DEFAULT_MAX_HEAD_BYTES + 10] = '\0';
-	K_CHECK_INT_EQ(
-		k_h1_parse_request(buf, sizeof(buf), 0, NULL, &M, H, NHDR, &E),
-		K_ELIMIT);
+	K_CHECK_INT_EQ(k_h1_parse_request(buf, sizeof(buf), 0, NULL, &M, H, NHDR, &E), K_ELIMIT);
 	K_CHECK_STR_EQ(E.reason, "request line too long");
 
 	/* streamed byte by byte: the long line is refused at the limit ... */
@@ -1091,8 +1033,7 @@ static void test_limits(void)
 		size_t k, prev = 0;
 		rc = K_EAGAIN;
 		for (k = 1; k <= sizeof(buf) && rc == K_EAGAIN; k++) {
-			rc = k_h1_parse_request(buf, k, prev, NULL, &M, H, NHDR,
-						&E);
+			rc = k_h1_parse_request(buf, k, prev, NULL, &M, H, NHDR, &E);
 			prev = k;
 		}
 		K_CHECK_INT_EQ(rc, K_ELIMIT);
@@ -1104,8 +1045,7 @@ static void test_limits(void)
 		size_t k, prev = 0;
 		rc = K_EAGAIN;
 		for (k = 1; k <= sizeof(g) - 1 && rc == K_EAGAIN; k++) {
-			rc = k_h1_parse_request(g, k, prev, NULL, &M, H, NHDR,
-						&E);
+			rc = k_h1_parse_request(g, k, prev, NULL, &M, H, NHDR, &E);
 			prev = k;
 		}
 		K_CHECK_INT_EQ(rc, K_EINVAL);
@@ -1119,8 +1059,7 @@ static void test_limits(void)
 		size_t k, prev = 0;
 		rc = K_EAGAIN;
 		for (k = 1; k <= 1006 && rc == K_EAGAIN; k++) {
-			rc = k_h1_parse_request(buf, k, prev, NULL, &M, H, NHDR,
-						&E);
+			rc = k_h1_parse_request(buf, k, prev, NULL, &M, H, NHDR, &E);
 			prev = k;
 		}
 		K_CHECK_INT_EQ(rc, K_EINVAL);
@@ -1133,8 +1072,7 @@ static void test_limits(void)
 		n = build_head(buf, K_H1_DEFAULT_MAX_HEAD_BYTES, 50);
 		rc = K_EAGAIN;
 		for (k = 1; k <= n && rc == K_EAGAIN; k++) {
-			rc = k_h1_parse_request(buf, k, prev, NULL, &M, H, NHDR,
-						&E);
+			rc = k_h1_parse_request(buf, k, prev, NULL, &M, H, NHDR, &E);
 			prev = k;
 		}
 		K_CHECK_INT_EQ(rc, (int)n);
@@ -1163,11 +1101,10 @@ static void test_helpers(void)
 	K_CHECK_STR_EQ(k_h1_reason(999), "");
 	{
 		static const int codes[] = {
-			100, 101, 200, 201, 202, 203, 204, 205, 206, 300,
-			301, 302, 303, 304, 305, 307, 308, 400, 401, 402,
-			403, 404, 405, 406, 407, 408, 409, 410, 411, 412,
-			413, 414, 415, 416, 417, 421, 422, 425, 426, 428,
-			429, 431, 451, 500, 501, 502, 503, 504, 505,
+			100, 101, 200, 201, 202, 203, 204, 205, 206, 300, 301, 302, 303,
+			304, 305, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407, 408,
+			409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 425, 426,
+			428, 429, 431, 451, 500, 501, 502, 503, 504, 505,
 		};
 		int missing = 0;
 		for (size_t i = 0; i < K_ARRAY_LEN(codes); i++)
@@ -1176,7 +1113,6 @@ static void test_helpers(void)
 	}
 }
 
-K_TEST_MAIN(test_char_classes, test_simple_get, test_target_forms,
-	    test_request_framing, test_connection_flags, test_smuggling,
-	    test_responses, test_body_splits, test_body_misc, test_pipelined,
-	    test_head_splits, test_limits, test_helpers)
+K_TEST_MAIN(test_char_classes, test_simple_get, test_target_forms, test_request_framing,
+	    test_connection_flags, test_smuggling, test_responses, test_body_splits, test_body_misc,
+	    test_pipelined, test_head_splits, test_limits, test_helpers)

@@ -9,16 +9,16 @@
 static struct k_h1_header hdrs[8];
 static struct k_h1_msg req;
 
-#define S(lit) ((struct k_str){ (lit), sizeof(lit) - 1 })
+#define S(lit) ((struct k_str){(lit), sizeof(lit) - 1})
 
 static void fill(struct kp_stream_info *si)
 {
 	memset(si, 0, sizeof(*si));
 	memset(&req, 0, sizeof(req));
-	hdrs[0] = (struct k_h1_header){ S("Host"), S("example.com:10000") };
-	hdrs[1] = (struct k_h1_header){ S("User-Agent"), S("curl/7.88.1") };
-	hdrs[2] = (struct k_h1_header){ S("X-Custom"), S("abcdefghij") };
-	hdrs[3] = (struct k_h1_header){ S("x-request-id"), S("from-client") };
+	hdrs[0] = (struct k_h1_header){S("Host"), S("example.com:10000")};
+	hdrs[1] = (struct k_h1_header){S("User-Agent"), S("curl/7.88.1")};
+	hdrs[2] = (struct k_h1_header){S("X-Custom"), S("abcdefghij")};
+	hdrs[3] = (struct k_h1_header){S("x-request-id"), S("from-client")};
 	req.method = S("GET");
 	req.target = S("/api/v1?x=1");
 	req.minor = 1;
@@ -55,8 +55,7 @@ static const char *render(const char *fmt, const struct kp_stream_info *si)
 {
 	static char out[2048];
 	char err[256];
-	struct kp_access_log_fmt *f = kp_access_log_fmt_compile(fmt, 0, err,
-								sizeof(err));
+	struct kp_access_log_fmt *f = kp_access_log_fmt_compile(fmt, 0, err, sizeof(err));
 	if (!f) {
 		snprintf(out, sizeof(out), "COMPILE ERROR: %s", err);
 		return out;
@@ -72,11 +71,10 @@ static void test_default_format(void)
 {
 	struct kp_stream_info si;
 	fill(&si);
-	K_CHECK_STR_EQ(
-		render(KP_ACCESS_LOG_DEFAULT_FORMAT, &si),
-		"[2026-11-22T01:02:03.456Z] \"GET /api/v1?x=1 HTTP/1.1\" 200 - 17 1234 12 7 "
-		"\"10.1.2.3\" \"curl/7.88.1\" \"0b9a2ff6-6ed5-4e6c-9c4b-0d4f7a1e2c3d\" "
-		"\"example.com:10000\" \"127.0.0.1:9080\"\n");
+	K_CHECK_STR_EQ(render(KP_ACCESS_LOG_DEFAULT_FORMAT, &si),
+		       "[2026-11-22T01:02:03.456Z] \"GET /api/v1?x=1 HTTP/1.1\" 200 - 17 1234 12 7 "
+		       "\"10.1.2.3\" \"curl/7.88.1\" \"0b9a2ff6-6ed5-4e6c-9c4b-0d4f7a1e2c3d\" "
+		       "\"example.com:10000\" \"127.0.0.1:9080\"\n");
 
 	/* A local reply before any upstream: dashes where Envoy has them. */
 	si.upstream_start_ns = si.upstream_headers_ns = 0;
@@ -84,13 +82,12 @@ static void test_default_format(void)
 	si.response_code = 404;
 	si.response_flags = KP_RF_NR;
 	si.bytes_sent = 0;
-	si.request_id = (struct k_str){ NULL, 0 };
-	si.forwarded_for = (struct k_str){ NULL, 0 };
+	si.request_id = (struct k_str){NULL, 0};
+	si.forwarded_for = (struct k_str){NULL, 0};
 	hdrs[1].name = S("X-Other");
-	K_CHECK_STR_EQ(
-		render(KP_ACCESS_LOG_DEFAULT_FORMAT, &si),
-		"[2026-11-22T01:02:03.456Z] \"GET /api/v1?x=1 HTTP/1.1\" 404 NR 17 0 12 - "
-		"\"-\" \"-\" \"from-client\" \"example.com:10000\" \"-\"\n");
+	K_CHECK_STR_EQ(render(KP_ACCESS_LOG_DEFAULT_FORMAT, &si),
+		       "[2026-11-22T01:02:03.456Z] \"GET /api/v1?x=1 HTTP/1.1\" 404 NR 17 0 12 - "
+		       "\"-\" \"-\" \"from-client\" \"example.com:10000\" \"-\"\n");
 }
 
 static void test_operators(void)
@@ -101,13 +98,10 @@ static void test_operators(void)
 		       "GET /api/v1?x=1 http");
 	K_CHECK_STR_EQ(render("%REQ(HOST)%|%REQ(:authority)%", &si),
 		       "example.com:10000|example.com:10000");
-	K_CHECK_STR_EQ(render("%REQ(x-custom)%|%REQ(X-CUSTOM):4%", &si),
-		       "abcdefghij|abcd");
-	K_CHECK_STR_EQ(render("%REQ(X-MISSING)%|%REQ(X-MISSING?X-CUSTOM)%", &si),
-		       "-|abcdefghij");
+	K_CHECK_STR_EQ(render("%REQ(x-custom)%|%REQ(X-CUSTOM):4%", &si), "abcdefghij|abcd");
+	K_CHECK_STR_EQ(render("%REQ(X-MISSING)%|%REQ(X-MISSING?X-CUSTOM)%", &si), "-|abcdefghij");
 	K_CHECK_STR_EQ(render("%REQ_WITHOUT_QUERY(:PATH)%", &si), "/api/v1");
-	K_CHECK_STR_EQ(render("%REQ(X-ENVOY-ORIGINAL-PATH?:PATH):5%", &si),
-		       "/api/");
+	K_CHECK_STR_EQ(render("%REQ(X-ENVOY-ORIGINAL-PATH?:PATH):5%", &si), "/api/");
 	K_CHECK_STR_EQ(render("%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% %RESP(:STATUS)% "
 			      "%RESP(CONTENT-TYPE)%",
 			      &si),
@@ -143,9 +137,8 @@ static void test_operators(void)
 
 	/* The proxy's x-request-id wins over the client's (it is what was
 	 * forwarded); with none, the client's header is used. */
-	K_CHECK_STR_EQ(render("%REQ(X-REQUEST-ID)%", &si),
-		       "0b9a2ff6-6ed5-4e6c-9c4b-0d4f7a1e2c3d");
-	si.request_id = (struct k_str){ NULL, 0 };
+	K_CHECK_STR_EQ(render("%REQ(X-REQUEST-ID)%", &si), "0b9a2ff6-6ed5-4e6c-9c4b-0d4f7a1e2c3d");
+	si.request_id = (struct k_str){NULL, 0};
 	K_CHECK_STR_EQ(render("%REQ(X-REQUEST-ID)%", &si), "from-client");
 
 	/* Nothing known at all: every field is "-" (or 0 for counts). */
@@ -165,8 +158,7 @@ static void test_start_time(void)
 	K_CHECK_STR_EQ(render("%START_TIME%", &si), "2026-11-22T01:02:03.456Z");
 	K_CHECK_STR_EQ(render("%START_TIME(%Y-%m-%dT%H:%M:%S.%3fZ)%", &si),
 		       "2026-11-22T01:02:03.456Z");
-	K_CHECK_STR_EQ(render("%START_TIME(%6f|%9f|%f|%1f)%", &si),
-		       "456789|456789123|456789123|4");
+	K_CHECK_STR_EQ(render("%START_TIME(%6f|%9f|%f|%1f)%", &si), "456789|456789123|456789123|4");
 	K_CHECK_STR_EQ(render("%START_TIME(%E3S|%s|%a %j|%%)%", &si),
 		       "03.456|1795309323|Sun 326|%");
 	K_CHECK_STR_EQ(render("%START_TIME(%Y/%m/%d):4%", &si), "2026");
@@ -181,15 +173,13 @@ static void test_start_time(void)
 
 	/* Cross-check against libc over a spread of instants. */
 	int bad = 0;
-	for (int64_t t = -86400LL * 400; t < 86400LL * 365 * 500;
-	     t += 86400LL * 13 + 3607) {
+	for (int64_t t = -86400LL * 400; t < 86400LL * 365 * 500; t += 86400LL * 13 + 3607) {
 		struct tm a, b;
 		time_t tt = (time_t)t;
 		utc_tm(t, &a);
 		gmtime_r(&tt, &b);
-		if (a.tm_year != b.tm_year || a.tm_mon != b.tm_mon ||
-		    a.tm_mday != b.tm_mday || a.tm_hour != b.tm_hour ||
-		    a.tm_min != b.tm_min || a.tm_sec != b.tm_sec ||
+		if (a.tm_year != b.tm_year || a.tm_mon != b.tm_mon || a.tm_mday != b.tm_mday ||
+		    a.tm_hour != b.tm_hour || a.tm_min != b.tm_min || a.tm_sec != b.tm_sec ||
 		    a.tm_wday != b.tm_wday || a.tm_yday != b.tm_yday)
 			bad++;
 	}
@@ -203,8 +193,7 @@ static void test_flags(void)
 	K_CHECK_STR_EQ(buf, "-");
 	kp_response_flags_str(KP_RF_URX | KP_RF_UF, buf, sizeof(buf));
 	K_CHECK_STR_EQ(buf, "UF,URX");
-	kp_response_flags_str(KP_RF_NC | KP_RF_UH | KP_RF_DC | KP_RF_UT, buf,
-			      sizeof(buf));
+	kp_response_flags_str(KP_RF_NC | KP_RF_UH | KP_RF_DC | KP_RF_UT, buf, sizeof(buf));
 	K_CHECK_STR_EQ(buf, "UH,UT,DC,NC");
 	kp_response_flags_str(KP_RF_DI | KP_RF_FI, buf, sizeof(buf));
 	K_CHECK_STR_EQ(buf, "DI,FI");
@@ -226,8 +215,8 @@ static void test_truncation(void)
 	struct kp_stream_info si;
 	fill(&si);
 	char err[128];
-	struct kp_access_log_fmt *f = kp_access_log_fmt_compile(
-		KP_ACCESS_LOG_DEFAULT_FORMAT, 0, err, sizeof(err));
+	struct kp_access_log_fmt *f =
+		kp_access_log_fmt_compile(KP_ACCESS_LOG_DEFAULT_FORMAT, 0, err, sizeof(err));
 	K_CHECK(f != NULL);
 	if (!f)
 		return;
@@ -269,22 +258,25 @@ static void test_errors(void)
 		const char *fmt;
 		const char *err;
 	} cases[] = {
-		{ "[%START_TIME%] %FOO%", "unknown command operator %FOO% at offset 15" },
-		{ "%DURATION", "unterminated command operator at offset 0" },
-		{ "abc %REQ(USER-AGENT", "unterminated command operator at offset 4" },
-		{ "%REQ%", "%REQ% needs a header name, as in %REQ(USER-AGENT)% (offset 0)" },
-		{ "%RESP()%", "%RESP% needs a header name, as in %RESP(USER-AGENT)% (offset 0)" },
-		{ "%DURATION(x)%", "command operator %DURATION% takes no argument (offset 0)" },
-		{ "50% done", "'%' at offset 2 does not start a command operator (write %% for a literal '%')" },
-		{ "%REQ(A B)%", "invalid header name \"A B\" in command operator at offset 0" },
-		{ "%REQ(:FOO)%", "unknown pseudo-header \":FOO\" at offset 0" },
-		{ "%REQ(X?)%", "empty header name in command operator at offset 0" },
-		{ "%REQ(X):0%", "invalid maximum length in command operator at offset 0" },
-		{ "%REQ(X):%", "invalid maximum length in command operator at offset 0" },
-		{ "%REQ(X):99999999999%", "invalid maximum length in command operator at offset 0" },
-		{ "%REQ(X)x%", "unexpected 'x' in command operator %REQ at offset 0" },
-		{ "%", "'%' at offset 0 does not start a command operator (write %% for a literal '%')" },
-		{ "%start_time%", "'%' at offset 0 does not start a command operator (write %% for a literal '%')" },
+		{"[%START_TIME%] %FOO%", "unknown command operator %FOO% at offset 15"},
+		{"%DURATION", "unterminated command operator at offset 0"},
+		{"abc %REQ(USER-AGENT", "unterminated command operator at offset 4"},
+		{"%REQ%", "%REQ% needs a header name, as in %REQ(USER-AGENT)% (offset 0)"},
+		{"%RESP()%", "%RESP% needs a header name, as in %RESP(USER-AGENT)% (offset 0)"},
+		{"%DURATION(x)%", "command operator %DURATION% takes no argument (offset 0)"},
+		{"50% done",
+		 "'%' at offset 2 does not start a command operator (write %% for a literal '%')"},
+		{"%REQ(A B)%", "invalid header name \"A B\" in command operator at offset 0"},
+		{"%REQ(:FOO)%", "unknown pseudo-header \":FOO\" at offset 0"},
+		{"%REQ(X?)%", "empty header name in command operator at offset 0"},
+		{"%REQ(X):0%", "invalid maximum length in command operator at offset 0"},
+		{"%REQ(X):%", "invalid maximum length in command operator at offset 0"},
+		{"%REQ(X):99999999999%", "invalid maximum length in command operator at offset 0"},
+		{"%REQ(X)x%", "unexpected 'x' in command operator %REQ at offset 0"},
+		{"%",
+		 "'%' at offset 0 does not start a command operator (write %% for a literal '%')"},
+		{"%start_time%",
+		 "'%' at offset 0 does not start a command operator (write %% for a literal '%')"},
 	};
 	for (size_t i = 0; i < K_ARRAY_LEN(cases); i++) {
 		char err[256] = "unset";
@@ -314,11 +306,10 @@ static void test_errors(void)
 		"%UPSTREAM_CLUSTER_RAW% %UPSTREAM_LOCAL_ADDRESS% "
 		"%DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% "
 		"%REQUESTED_SERVER_NAME% %ROUTE_NAME%\n";
-	struct kp_access_log_fmt *f = kp_access_log_fmt_compile(istio, 0, err,
-								sizeof(err));
+	struct kp_access_log_fmt *f = kp_access_log_fmt_compile(istio, 0, err, sizeof(err));
 	K_CHECK(f != NULL);
 	kp_access_log_fmt_free(f);
 }
 
-K_TEST_MAIN(test_default_format, test_operators, test_start_time, test_flags,
-	    test_truncation, test_errors)
+K_TEST_MAIN(test_default_format, test_operators, test_start_time, test_flags, test_truncation,
+	    test_errors)

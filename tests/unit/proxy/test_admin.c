@@ -47,12 +47,10 @@ uint64_t kp_server_stat(const struct kp_server *s, uint32_t slot)
 
 /* Until the real encoder is linked: {"name":"..."} for messages with a
  * name, {} otherwise (what the real one prints for those fields too). */
-__attribute__((weak)) char *k_pbjson_encode(const ProtobufCMessage *msg,
-					   int indent)
+__attribute__((weak)) char *k_pbjson_encode(const ProtobufCMessage *msg, int indent)
 {
 	const ProtobufCFieldDescriptor *f =
-		protobuf_c_message_descriptor_get_field_by_name(msg->descriptor,
-								"name");
+		protobuf_c_message_descriptor_get_field_by_name(msg->descriptor, "name");
 	char buf[256] = "{}";
 	if (f && f->type == PROTOBUF_C_TYPE_STRING) {
 		const char *v = *(char *const *)((const char *)msg + f->offset);
@@ -76,12 +74,10 @@ static struct kp_cluster_cfg cluster;
 static struct kp_endpoint eps[2];
 static struct kp_listener_cfg listener;
 
-static Envoy__Config__Bootstrap__V3__Bootstrap boot =
-	ENVOY__CONFIG__BOOTSTRAP__V3__BOOTSTRAP__INIT;
+static Envoy__Config__Bootstrap__V3__Bootstrap boot = ENVOY__CONFIG__BOOTSTRAP__V3__BOOTSTRAP__INIT;
 static Envoy__Config__Bootstrap__V3__Bootstrap__StaticResources sres =
 	ENVOY__CONFIG__BOOTSTRAP__V3__BOOTSTRAP__STATIC_RESOURCES__INIT;
-static Envoy__Config__Cluster__V3__Cluster pb_cluster =
-	ENVOY__CONFIG__CLUSTER__V3__CLUSTER__INIT;
+static Envoy__Config__Cluster__V3__Cluster pb_cluster = ENVOY__CONFIG__CLUSTER__V3__CLUSTER__INIT;
 static Envoy__Config__Listener__V3__Listener pb_listener =
 	ENVOY__CONFIG__LISTENER__V3__LISTENER__INIT;
 static Envoy__Config__Cluster__V3__Cluster *pb_clusters[1];
@@ -118,19 +114,16 @@ static void setup(void)
 	ep_init(&eps[1], 9081);
 	cluster.endpoints = eps;
 	cluster.n_endpoints = 2;
-	cluster.stats = (uint32_t)kp_stat_layout_add_scope(&cfg.stats, "cluster",
-							   "backend");
+	cluster.stats = (uint32_t)kp_stat_layout_add_scope(&cfg.stats, "cluster", "backend");
 	listener.name = "listener_0";
 	struct sockaddr_in *la = (struct sockaddr_in *)&listener.addr;
 	la->sin_family = AF_INET;
 	la->sin_port = htons(10000);
 	la->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	snprintf(listener.addr_str, sizeof(listener.addr_str),
-		 "127.0.0.1:10000");
-	listener.stats = (uint32_t)kp_stat_layout_add_scope(
-		&cfg.stats, "listener", listener.addr_str);
-	cfg.server_stats = (uint32_t)kp_stat_layout_add_scope(&cfg.stats,
-							      "server", NULL);
+	snprintf(listener.addr_str, sizeof(listener.addr_str), "127.0.0.1:10000");
+	listener.stats =
+		(uint32_t)kp_stat_layout_add_scope(&cfg.stats, "listener", listener.addr_str);
+	cfg.server_stats = (uint32_t)kp_stat_layout_add_scope(&cfg.stats, "server", NULL);
 	cfg.clusters = &cluster;
 	cfg.n_clusters = 1;
 	cfg.listeners = &listener;
@@ -187,14 +180,13 @@ static int dial(void)
 {
 	plen = 0;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		close(fd);
 		return -1;
 	}
-	struct timeval tv = { 5, 0 };
+	struct timeval tv = {5, 0};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	return fd;
 }
@@ -258,8 +250,8 @@ static int req(const char *method, const char *target, struct resp *r)
 	if (fd < 0)
 		return -1;
 	int n = snprintf(buf, sizeof(buf),
-			 "%s %s HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
-			 method, target);
+			 "%s %s HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n", method,
+			 target);
 	send_all(fd, buf, (size_t)n);
 	int rc = read_resp(fd, r, strcmp(method, "HEAD") == 0);
 	close(fd);
@@ -291,7 +283,7 @@ static int closed_by_peer(int fd)
 
 static void test_helpers(void)
 {
-	struct k_sbuf b = { 0 };
+	struct k_sbuf b = {0};
 	const char *in = "{\"a\":[1,2],\"b\":{},\"c\":\"x,{y}:\\\"\",\"d\":[]}";
 	json_pretty(&b, in, strlen(in));
 	K_CHECK_STR_EQ(b.p, "{\n  \"a\": [\n    1,\n    2\n  ],\n  \"b\": {},\n"
@@ -355,7 +347,8 @@ static void test_basic_endpoints(void)
 	K_CHECK(strstr(b, "\"config_path\": \"/etc/kite/bootstrap.yaml\"") != NULL);
 	K_CHECK(strstr(b, "\"drain_time\": \"600s\"") != NULL);
 	K_CHECK(strstr(b, "\"log_level\": \"info\"") != NULL);
-	K_CHECK(strstr(b, "\"node\": {\n    \"id\": \"node-1\",\n    \"cluster\": \"kite-test\"\n  }") != NULL);
+	K_CHECK(strstr(b, "\"node\": {\n    \"id\": \"node-1\",\n    \"cluster\": \"kite-test\"\n  "
+			  "}") != NULL);
 
 	b = body("GET", "/memory", &st);
 	K_CHECK_INT_EQ(st, 200);
@@ -397,8 +390,7 @@ static void test_stats_endpoints(void)
 
 	K_CHECK_STR_EQ(body("GET", "/stats?usedonly&filter=rq_total", &st),
 		       "cluster.backend.upstream_rq_total: 12\n");
-	K_CHECK_STR_EQ(body("GET", "/stats?filter=%5Eserver%5C.live%24", &st),
-		       "server.live: 1\n");
+	K_CHECK_STR_EQ(body("GET", "/stats?filter=%5Eserver%5C.live%24", &st), "server.live: 1\n");
 	b = body("GET", "/stats?filter=rq_(total", &st);
 	K_CHECK_INT_EQ(st, 400);
 	K_CHECK(STARTS(b, "invalid regex \"rq_(total\": "));
@@ -414,8 +406,10 @@ static void test_stats_endpoints(void)
 	b = body("GET", "/stats/prometheus", &st);
 	K_CHECK_INT_EQ(st, 200);
 	K_CHECK(strstr(b, "# TYPE envoy_cluster_upstream_rq_total counter\n"
-			  "envoy_cluster_upstream_rq_total{envoy_cluster_name=\"backend\"} 12\n") != NULL);
-	K_CHECK(strstr(b, "envoy_listener_downstream_cx_total{envoy_listener_address=\"127.0.0.1_10000\"} 0\n") != NULL);
+			  "envoy_cluster_upstream_rq_total{envoy_cluster_name=\"backend\"} 12\n") !=
+		NULL);
+	K_CHECK(strstr(b, "envoy_listener_downstream_cx_total{envoy_listener_address=\"127.0.0.1_"
+			  "10000\"} 0\n") != NULL);
 	K_CHECK_STR_EQ(body("GET", "/stats?format=prometheus&usedonly&filter=live", &st),
 		       "# TYPE envoy_server_live gauge\nenvoy_server_live 1\n");
 }
@@ -458,10 +452,12 @@ static void test_config_endpoints(void)
 			  "      \"bootstrap\": {"));
 	K_CHECK(strstr(b, "\"@type\": \"type.googleapis.com/envoy.admin.v3.ClustersConfigDump\",\n"
 			  "      \"static_clusters\": [\n        {\n          \"cluster\": {\n"
-			  "            \"@type\": \"type.googleapis.com/envoy.config.cluster.v3.Cluster\",\n"
+			  "            \"@type\": "
+			  "\"type.googleapis.com/envoy.config.cluster.v3.Cluster\",\n"
 			  "            \"name\": \"backend\"") != NULL);
 	K_CHECK(strstr(b, "\"static_listeners\": [\n        {\n          \"listener\": {\n"
-			  "            \"@type\": \"type.googleapis.com/envoy.config.listener.v3.Listener\",\n"
+			  "            \"@type\": "
+			  "\"type.googleapis.com/envoy.config.listener.v3.Listener\",\n"
 			  "            \"name\": \"listener_0\"") != NULL);
 	K_CHECK(strstr(b, "\"last_updated\": \"") != NULL);
 }
@@ -483,8 +479,7 @@ static void test_logging(void)
 	K_CHECK_INT_EQ(st, 400);
 	body("POST", "/logging?http=debug", &st);
 	K_CHECK_INT_EQ(st, 400);
-	K_CHECK_STR_EQ(body("POST", "/logging?level=info", &st),
-		       "active loggers:\n  kite: info\n");
+	K_CHECK_STR_EQ(body("POST", "/logging?level=info", &st), "active loggers:\n  kite: info\n");
 }
 
 static void test_keepalive(void)
@@ -503,8 +498,7 @@ static void test_keepalive(void)
 		"GET /listeners HTTP/1.1\r\nHost: a\r\n\r\n";
 	send_all(fd, reqs, strlen(reqs));
 	struct resp r;
-	const char *want[] = { "LIVE\n", "OK\n", "OK\n", "OK\n",
-			       "listener_0::127.0.0.1:10000\n" };
+	const char *want[] = {"LIVE\n", "OK\n", "OK\n", "OK\n", "listener_0::127.0.0.1:10000\n"};
 	for (size_t i = 0; i < K_ARRAY_LEN(want); i++) {
 		K_CHECK_INT_EQ(read_resp(fd, &r, 0), 0);
 		K_CHECK_INT_EQ(r.status, 200);
@@ -561,7 +555,8 @@ static void test_bad_requests(void)
 
 	/* A body over 1 MiB: answered, then closed (not drained). */
 	fd = dial();
-	const char *h = "POST /healthcheck/ok HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n";
+	const char *h =
+		"POST /healthcheck/ok HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n";
 	send_all(fd, h, strlen(h));
 	K_CHECK_INT_EQ(read_resp(fd, &r, 0), 0);
 	K_CHECK_INT_EQ(r.status, 200);
@@ -588,7 +583,8 @@ static void test_conn_limit(void)
 	for (unsigned i = 0; i < ADMIN_MAX_CONNS; i++)
 		fds[i] = dial();
 	/* Make sure the server accepted all of them before the extra one. */
-	for (int i = 0; i < 200 && __atomic_load_n(&admin->n_conns, __ATOMIC_SEQ_CST) < ADMIN_MAX_CONNS; i++)
+	for (int i = 0;
+	     i < 200 && __atomic_load_n(&admin->n_conns, __ATOMIC_SEQ_CST) < ADMIN_MAX_CONNS; i++)
 		usleep(10000);
 	K_CHECK_INT_EQ(__atomic_load_n(&admin->n_conns, __ATOMIC_SEQ_CST), ADMIN_MAX_CONNS);
 	int extra = dial();
@@ -611,8 +607,7 @@ static void test_conn_limit(void)
 static void test_shutdown_actions(void)
 {
 	int st;
-	K_CHECK_STR_EQ(body("GET", "/quitquitquit", &st),
-		       "Method GET not allowed, POST required.");
+	K_CHECK_STR_EQ(body("GET", "/quitquitquit", &st), "Method GET not allowed, POST required.");
 	K_CHECK_INT_EQ(__atomic_load_n(&stub_shutdowns, __ATOMIC_SEQ_CST), 0);
 	K_CHECK_STR_EQ(body("POST", "/quitquitquit", &st), "OK\n");
 	K_CHECK_INT_EQ(st, 200);
@@ -631,10 +626,9 @@ static void run_all(void)
 {
 	setup();
 	char err[256];
-	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct sockaddr_in a = {.sin_family = AF_INET};
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	int rc = kp_admin_start(&srv, (struct sockaddr *)&a, &admin, err,
-				sizeof(err));
+	int rc = kp_admin_start(&srv, (struct sockaddr *)&a, &admin, err, sizeof(err));
 	K_CHECK_INT_EQ(rc, 0);
 	if (rc)
 		return;
@@ -646,14 +640,12 @@ static void run_all(void)
 	/* The same port again: a synchronous, named error. */
 	struct kp_admin *dup = NULL;
 	a.sin_port = htons((uint16_t)port);
-	K_CHECK_INT_EQ(kp_admin_start(&srv, (struct sockaddr *)&a, &dup, err,
-				      sizeof(err)),
-		       K_EIO);
+	K_CHECK_INT_EQ(kp_admin_start(&srv, (struct sockaddr *)&a, &dup, err, sizeof(err)), K_EIO);
 	char want[128];
 	snprintf(want, sizeof(want), "admin bind 127.0.0.1:%d: Address already in use", port);
 	K_CHECK_STR_EQ(err, want);
 	K_CHECK(dup == NULL);
-	struct sockaddr bad = { .sa_family = AF_UNIX };
+	struct sockaddr bad = {.sa_family = AF_UNIX};
 	K_CHECK_INT_EQ(kp_admin_start(&srv, &bad, &dup, err, sizeof(err)), K_EINVAL);
 
 	uv_async_init(&loop, &stop_async, on_stop);

@@ -50,8 +50,7 @@ static void test_layout(void)
 	d = def(http, downstream_rq_total);
 	K_CHECK_STR_EQ(d->name, "http.ingress_http.downstream_rq_total");
 	K_CHECK_STR_EQ(d->prom_name, "http_downstream_rq_total");
-	K_CHECK_STR_EQ(d->prom_labels,
-		       "envoy_http_conn_manager_prefix=\"ingress_http\"");
+	K_CHECK_STR_EQ(d->prom_labels, "envoy_http_conn_manager_prefix=\"ingress_http\"");
 	K_CHECK_STR_EQ(def(http, downstream_rq_5xx)->prom_labels,
 		       "envoy_response_code_class=\"5\","
 		       "envoy_http_conn_manager_prefix=\"ingress_http\"");
@@ -59,8 +58,7 @@ static void test_layout(void)
 	d = def(lst, listener_downstream_cx_total);
 	K_CHECK_STR_EQ(d->name, "listener.127.0.0.1_10000.downstream_cx_total");
 	K_CHECK_STR_EQ(d->prom_name, "listener_downstream_cx_total");
-	K_CHECK_STR_EQ(d->prom_labels,
-		       "envoy_listener_address=\"127.0.0.1_10000\"");
+	K_CHECK_STR_EQ(d->prom_labels, "envoy_listener_address=\"127.0.0.1_10000\"");
 
 	d = def(srv, live);
 	K_CHECK_STR_EQ(d->name, "server.live");
@@ -133,8 +131,8 @@ static void test_text(void)
 	shards();
 	char err[256];
 	size_t len = 0;
-	char *t = kp_stats_render_text(&l, (const uint64_t *const *)sh, 3, NULL,
-				       0, &len, err, sizeof(err));
+	char *t = kp_stats_render_text(&l, (const uint64_t *const *)sh, 3, NULL, 0, &len, err,
+				       sizeof(err));
 	K_CHECK(t != NULL);
 	if (!t)
 		return;
@@ -162,8 +160,8 @@ static void test_text(void)
 	free(t);
 
 	/* used_only: only what some shard touched (the net-zero gauge too). */
-	t = kp_stats_render_text(&l, (const uint64_t *const *)sh, 3, NULL, 1,
-				 &len, err, sizeof(err));
+	t = kp_stats_render_text(&l, (const uint64_t *const *)sh, 3, NULL, 1, &len, err,
+				 sizeof(err));
 	K_CHECK_STR_EQ(t, "cluster.a\"b\\c.upstream_rq_2xx: 1\n"
 			  "cluster.a\"b\\c.upstream_rq_total: 1\n"
 			  "cluster.backend.upstream_cx_active: 1\n"
@@ -177,40 +175,39 @@ static void test_text(void)
 
 	/* A filter is an extended regex searched anywhere in the name. */
 	t = kp_stats_render_text(&l, (const uint64_t *const *)sh, 3,
-				 "^cluster\\.backend\\.upstream_rq_(total|2xx)$",
-				 0, &len, err, sizeof(err));
+				 "^cluster\\.backend\\.upstream_rq_(total|2xx)$", 0, &len, err,
+				 sizeof(err));
 	K_CHECK_STR_EQ(t, "cluster.backend.upstream_rq_2xx: 10\n"
 			  "cluster.backend.upstream_rq_total: 12\n");
 	free(t);
-	t = kp_stats_render_text(&l, (const uint64_t *const *)sh, 3, "rq_total",
-				 1, &len, err, sizeof(err));
+	t = kp_stats_render_text(&l, (const uint64_t *const *)sh, 3, "rq_total", 1, &len, err,
+				 sizeof(err));
 	K_CHECK_STR_EQ(t, "cluster.a\"b\\c.upstream_rq_total: 1\n"
 			  "cluster.backend.upstream_rq_total: 12\n");
 	free(t);
-	t = kp_stats_render_text(&l, (const uint64_t *const *)sh, 3, "nomatch",
-				 0, &len, err, sizeof(err));
+	t = kp_stats_render_text(&l, (const uint64_t *const *)sh, 3, "nomatch", 0, &len, err,
+				 sizeof(err));
 	K_CHECK_STR_EQ(t, "");
 	K_CHECK_INT_EQ(len, 0);
 	free(t);
 
 	/* Invalid regex: NULL and a message naming it. */
 	err[0] = '\0';
-	t = kp_stats_render_text(&l, (const uint64_t *const *)sh, 3, "rq_(total",
-				 0, &len, err, sizeof(err));
+	t = kp_stats_render_text(&l, (const uint64_t *const *)sh, 3, "rq_(total", 0, &len, err,
+				 sizeof(err));
 	K_CHECK(t == NULL);
 	K_CHECK(strncmp(err, "invalid regex \"rq_(total\": ", 27) == 0);
-	t = kp_stats_render_json(&l, (const uint64_t *const *)sh, 3, "[", 0,
-				 &len, err, sizeof(err));
+	t = kp_stats_render_json(&l, (const uint64_t *const *)sh, 3, "[", 0, &len, err,
+				 sizeof(err));
 	K_CHECK(t == NULL);
-	t = kp_stats_render_prometheus(&l, (const uint64_t *const *)sh, 3, "*x",
-				       0, &len, err, sizeof(err));
+	t = kp_stats_render_prometheus(&l, (const uint64_t *const *)sh, 3, "*x", 0, &len, err,
+				       sizeof(err));
 	K_CHECK(t == NULL);
 
 	/* A NULL shard (a worker not started yet) is skipped. */
-	uint64_t *partial[2] = { NULL, sh[0] };
+	uint64_t *partial[2] = {NULL, sh[0]};
 	t = kp_stats_render_text(&l, (const uint64_t *const *)partial, 2,
-				 "backend.upstream_rq_total", 0, &len, err,
-				 sizeof(err));
+				 "backend.upstream_rq_total", 0, &len, err, sizeof(err));
 	K_CHECK_STR_EQ(t, "cluster.backend.upstream_rq_total: 5\n");
 	free(t);
 
@@ -225,16 +222,16 @@ static void test_json(void)
 	char err[256];
 	size_t len;
 	char *t = kp_stats_render_json(&l, (const uint64_t *const *)sh, 3,
-				       "upstream_rq_total|downstream_rq_active",
-				       0, &len, err, sizeof(err));
+				       "upstream_rq_total|downstream_rq_active", 0, &len, err,
+				       sizeof(err));
 	K_CHECK_STR_EQ(t, "{\"stats\":[\n"
 			  "{\"name\":\"cluster.a\\\"b\\\\c.upstream_rq_total\",\"value\":1},\n"
 			  "{\"name\":\"cluster.backend.upstream_rq_total\",\"value\":12},\n"
 			  "{\"name\":\"http.ingress_http.downstream_rq_active\",\"value\":-1}\n"
 			  "]}\n");
 	free(t);
-	t = kp_stats_render_json(&l, (const uint64_t *const *)sh, 3, "^x$", 0,
-				 &len, err, sizeof(err));
+	t = kp_stats_render_json(&l, (const uint64_t *const *)sh, 3, "^x$", 0, &len, err,
+				 sizeof(err));
 	K_CHECK_STR_EQ(t, "{\"stats\":[\n]}\n");
 	free(t);
 	free_shards();
@@ -247,20 +244,24 @@ static void test_prometheus(void)
 	shards();
 	char err[256];
 	size_t len;
-	char *t = kp_stats_render_prometheus(&l, (const uint64_t *const *)sh, 3,
-					     NULL, 0, &len, err, sizeof(err));
+	char *t = kp_stats_render_prometheus(&l, (const uint64_t *const *)sh, 3, NULL, 0, &len, err,
+					     sizeof(err));
 	K_CHECK(t != NULL);
 	if (!t)
 		return;
 	K_CHECK(strstr(t, "# TYPE envoy_cluster_upstream_rq_total counter\n"
 			  "envoy_cluster_upstream_rq_total{envoy_cluster_name=\"a\\\"b\\\\c\"} 1\n"
-			  "envoy_cluster_upstream_rq_total{envoy_cluster_name=\"backend\"} 12\n") != NULL);
+			  "envoy_cluster_upstream_rq_total{envoy_cluster_name=\"backend\"} 12\n") !=
+		NULL);
 	K_CHECK(strstr(t, "# TYPE envoy_cluster_upstream_cx_active gauge\n") != NULL);
 	K_CHECK(strstr(t, "envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"2\","
 			  "envoy_cluster_name=\"backend\"} 10\n") != NULL);
-	K_CHECK(strstr(t, "envoy_http_downstream_rq_total{envoy_http_conn_manager_prefix=\"ingress_http\"} 0\n") != NULL);
-	K_CHECK(strstr(t, "envoy_http_downstream_rq_active{envoy_http_conn_manager_prefix=\"ingress_http\"} -1\n") != NULL);
-	K_CHECK(strstr(t, "envoy_listener_downstream_cx_total{envoy_listener_address=\"127.0.0.1_10000\"} 1\n") != NULL);
+	K_CHECK(strstr(t, "envoy_http_downstream_rq_total{envoy_http_conn_manager_prefix=\"ingress_"
+			  "http\"} 0\n") != NULL);
+	K_CHECK(strstr(t, "envoy_http_downstream_rq_active{envoy_http_conn_manager_prefix="
+			  "\"ingress_http\"} -1\n") != NULL);
+	K_CHECK(strstr(t, "envoy_listener_downstream_cx_total{envoy_listener_address=\"127.0.0.1_"
+			  "10000\"} 1\n") != NULL);
 	K_CHECK(strstr(t, "# TYPE envoy_server_live gauge\nenvoy_server_live 1\n") != NULL);
 	K_CHECK_INT_EQ(count(t, "# TYPE envoy_cluster_upstream_rq_xx counter\n"), 1);
 	/* 5 classes x 2 clusters of upstream_rq_xx series under that one. */
@@ -280,8 +281,7 @@ static void test_prometheus(void)
 		*nl = '\0';
 		if (strncmp(line, "# TYPE ", 7) == 0) {
 			char *sp = strchr(line + 7, ' ');
-			snprintf(cur, sizeof(cur), "%.*s", (int)(sp - line - 7),
-				 line + 7);
+			snprintf(cur, sizeof(cur), "%.*s", (int)(sp - line - 7), line + 7);
 			for (int i = 0; i < types; i++)
 				if (strcmp(seen[i], cur) == 0)
 					ok = 0;
@@ -298,16 +298,17 @@ static void test_prometheus(void)
 	free(t);
 
 	/* Filter and used_only apply to the Envoy names. */
-	t = kp_stats_render_prometheus(&l, (const uint64_t *const *)sh, 3,
-				       "^cluster\\.backend\\.", 1, &len, err,
-				       sizeof(err));
+	t = kp_stats_render_prometheus(&l, (const uint64_t *const *)sh, 3, "^cluster\\.backend\\.",
+				       1, &len, err, sizeof(err));
 	K_CHECK_STR_EQ(t, "# TYPE envoy_cluster_upstream_cx_active gauge\n"
 			  "envoy_cluster_upstream_cx_active{envoy_cluster_name=\"backend\"} 1\n"
 			  "# TYPE envoy_cluster_upstream_rq_total counter\n"
 			  "envoy_cluster_upstream_rq_total{envoy_cluster_name=\"backend\"} 12\n"
 			  "# TYPE envoy_cluster_upstream_rq_xx counter\n"
-			  "envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"backend\"} 10\n"
-			  "envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"5\",envoy_cluster_name=\"backend\"} 2\n");
+			  "envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_"
+			  "cluster_name=\"backend\"} 10\n"
+			  "envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"5\",envoy_"
+			  "cluster_name=\"backend\"} 2\n");
 	free(t);
 	free_shards();
 	kp_stat_layout_free(&l);
@@ -315,16 +316,14 @@ static void test_prometheus(void)
 
 static void test_empty(void)
 {
-	struct kp_stat_layout e = { 0 };
+	struct kp_stat_layout e = {0};
 	char err[64];
 	size_t len = 99;
-	char *t = kp_stats_render_text(&e, NULL, 0, NULL, 0, &len, err,
-				       sizeof(err));
+	char *t = kp_stats_render_text(&e, NULL, 0, NULL, 0, &len, err, sizeof(err));
 	K_CHECK_STR_EQ(t, "");
 	K_CHECK_INT_EQ(len, 0);
 	free(t);
-	t = kp_stats_render_prometheus(&e, NULL, 0, NULL, 1, &len, err,
-				       sizeof(err));
+	t = kp_stats_render_prometheus(&e, NULL, 0, NULL, 1, &len, err, sizeof(err));
 	K_CHECK_STR_EQ(t, "");
 	free(t);
 	kp_stat_layout_free(&e);
