@@ -17,13 +17,13 @@ PYTEST     ?= /usr/bin/python3 -m pytest
 # Every Debian package anything in this repository uses: build, tests,
 # fuzzing, demo and benchmarks. `make deps` installs the missing ones.
 DEB_PACKAGES := \
-	build-essential cmake pkg-config clang libclang-rt-14-dev \
+	build-essential cmake pkg-config clang clang-format libclang-rt-14-dev \
 	libuv1-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev \
 	libfyaml-dev \
 	python3 python3-pytest curl procps iproute2 valgrind \
 	wrk hey haproxy nginx-light
 
-.PHONY: all deps build build-asan test unit e2e fuzz-smoke fuzz demo bench format clean
+.PHONY: all deps build build-asan test unit e2e fuzz-smoke fuzz demo bench format format-check clean
 
 all: build
 
@@ -64,7 +64,7 @@ export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 # runs one session under valgrind (test_memcheck.py) and is what `make demo`
 # and `make bench` use.
 test: build-asan build
-	@$(MAKE) --no-print-directory unit e2e fuzz-smoke
+	@$(MAKE) --no-print-directory format-check unit e2e fuzz-smoke
 
 unit:
 	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -89,6 +89,14 @@ bench: build
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# Fails when a C file differs from what .clang-format makes of it.
+format-check:
+	@bad=""; for f in $$(find src tests -name '*.[ch]'); do \
+		clang-format "$$f" | cmp -s - "$$f" || bad="$$bad $$f"; \
+	done; \
+	if [ -n "$$bad" ]; then echo "format-check: run 'make format' for:$$bad"; exit 1; fi; \
+	echo "format-check: ok"
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)

@@ -52,13 +52,12 @@
  * (bad input; err holds the message, always NUL-terminated) or K_ENOMEM and
  * *out is NULL. */
 int k_pbjson_decode(const char *text, size_t len, const char *source,
-		    const ProtobufCMessageDescriptor *desc,
-		    ProtobufCMessage **out, char *err, size_t errlen);
+		    const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out, char *err,
+		    size_t errlen);
 
 /* As k_pbjson_decode, reading the file at path. K_EIO if it cannot be read
  * (err says why). */
-int k_pbjson_decode_file(const char *path,
-			 const ProtobufCMessageDescriptor *desc,
+int k_pbjson_decode_file(const char *path, const ProtobufCMessageDescriptor *desc,
 			 ProtobufCMessage **out, char *err, size_t errlen);
 
 /* Encode msg as JSON. Returns a malloc'd NUL-terminated string the caller
@@ -71,8 +70,8 @@ char *k_pbjson_encode(const ProtobufCMessage *msg, int indent);
  * for an unknown type URL, K_EINVAL for a mismatch or undecodable bytes;
  * err explains. */
 int k_pb_any_unpack(const char *type_url, const uint8_t *data, size_t len,
-		    const ProtobufCMessageDescriptor *expect,
-		    ProtobufCMessage **out, char *err, size_t errlen);
+		    const ProtobufCMessageDescriptor *expect, ProtobufCMessage **out, char *err,
+		    size_t errlen);
 
 /* Descriptor of a message by its full name ("envoy.config.cluster.v3.Cluster"),
  * or by a type URL ("type.googleapis.com/..."); NULL if unknown. Covers every
@@ -104,8 +103,7 @@ size_t k_pbjson_utf8_seq(const unsigned char *s, size_t left);
 
 /* Standard or URL-safe base64, padding optional, line breaks skipped, into
  * a malloc'd buffer. 0, K_EINVAL (malformed) or K_ENOMEM. */
-int k_pbjson_base64_decode(const char *s, size_t len, uint8_t **out,
-			   size_t *outlen);
+int k_pbjson_base64_decode(const char *s, size_t len, uint8_t **out, size_t *outlen);
 
 /* "1.5s", "-0.000000001s" (at most 9 decimals) and RFC 3339 timestamps.
  * 0, K_EINVAL (malformed) or K_ELIMIT (outside the type's range). */
