@@ -487,6 +487,9 @@ static void test_errors(void)
 	expect_err(BOOTSTRAP, "node: &n {id: a}\nadmin: *n/id\n",
 		   "x.yaml:2: alias \"*n/id\": alias paths are not supported");
 
+	/* a tab before a block indicator (libfyaml would crash on it) */
+	expect_err(BOOTSTRAP, "node:\n  ? id:\t:\n",
+		   "x.yaml:2: YAML syntax error: tab in indentation (use spaces)");
 	/* a "billion laughs" document is refused before it is expanded */
 	char bomb[2048];
 	size_t o = (size_t)snprintf(bomb, sizeof(bomb), "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
