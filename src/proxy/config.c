@@ -793,6 +793,11 @@ static int compile_listener(struct cc *c, const Listener *l, uint32_t idx,
 	if (compile_address(c, l->address, p, &out->addr, &out->addrlen, out->addr_str,
 			    sizeof(out->addr_str)))
 		return K_EINVAL;
+	if (l->bind_to_port && !l->bind_to_port->value)
+		return fail(c,
+			    "%s.bind_to_port: false (a listener reached only by redirection) is "
+			    "not supported yet",
+			    path);
 	out->name = xstrdup(*l->name ? l->name : out->addr_str);
 	for (uint32_t j = 0; j < idx; j++) {
 		if (strcmp(c->cfg->listeners[j].name, out->name) == 0)

@@ -227,6 +227,29 @@ static void test_errors(void)
 		     "typed_config.rds: not supported by kite-proxy yet", NULL);
 }
 
+static void test_listener_errors(void)
+{
+	/* Istio's virtual listeners are never bound; binding one anyway would
+	 * take a port the user did not ask for. */
+	struct kp_config *c = NULL;
+	const char *yaml =
+		"static_resources:\n"
+		"  listeners:\n"
+		"  - name: virtual\n"
+		"    address: { socket_address: { address: 127.0.0.1, port_value: 15001 } }\n"
+		"    bind_to_port: false\n"
+		"    filter_chains: []\n";
+	ProtobufCMessage *m = NULL;
+	K_CHECK_INT_EQ(k_pbjson_decode(yaml, strlen(yaml), "l.yaml",
+				       &envoy__config__bootstrap__v3__bootstrap__descriptor, &m,
+				       err, sizeof(err)),
+		       0);
+	if (!m)
+		return;
+	K_CHECK(kp_config_compile(m, &c, err, sizeof(err)) != 0);
+	K_CHECK(strstr(err, "static_resources.listeners[0].bind_to_port: false") != NULL);
+}
+
 static void test_error_mentions_typo(void)
 {
 	/* Unknown fields are rejected by the decoder with the path. */
@@ -234,4 +257,5 @@ static void test_error_mentions_typo(void)
 		     "conect_timeout");
 }
 
-K_TEST_MAIN(test_valid_config, test_route_selection, test_errors, test_error_mentions_typo)
+K_TEST_MAIN(test_valid_config, test_route_selection, test_errors, test_listener_errors,
+	    test_error_mentions_typo)
