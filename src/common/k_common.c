@@ -31,3 +31,40 @@ int k_str_ieq(struct k_str a, struct k_str b)
 			return 0;
 	return 1;
 }
+
+int k_hex_val(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+int k_pct_decode(struct k_str s, char *out, size_t cap, unsigned flags)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s.len; i++) {
+		char ch = s.p[i];
+		if (ch == '%') {
+			if (i + 2 >= s.len)
+				return K_EINVAL;
+			int h = k_hex_val(s.p[i + 1]), l = k_hex_val(s.p[i + 2]);
+			if (h < 0 || l < 0 || (h == 0 && l == 0))
+				return K_EINVAL;
+			ch = (char)(h << 4 | l);
+			i += 2;
+		} else if (ch == '+' && (flags & K_PCT_PLUS_SPACE)) {
+			ch = ' ';
+		}
+		if (n + 1 >= cap)
+			return K_EINVAL;
+		out[n++] = ch;
+	}
+	if (!cap)
+		return K_EINVAL;
+	out[n] = '\0';
+	return (int)n;
+}

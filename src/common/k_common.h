@@ -54,4 +54,15 @@ static inline int k_str_ieq_lit(struct k_str a, const char *lit)
 	return k_str_ieq(a, b);
 }
 
+/* Value of a hex digit, or -1. */
+int k_hex_val(char ch);
+
+/* Percent-decode s (a URI query component) into out as a NUL-terminated
+ * string. K_PCT_PLUS_SPACE turns '+' into ' ' (HTML forms); without it '+'
+ * stays '+' (regexes in admin filters need it). "%00" is refused: decoded
+ * text ends up in C strings and headers. Returns the decoded length, or
+ * K_EINVAL for a bad escape, a NUL, or no room (out needs length + 1). */
+enum { K_PCT_PLUS_SPACE = 1 };
+int k_pct_decode(struct k_str s, char *out, size_t cap, unsigned flags);
+
 #endif

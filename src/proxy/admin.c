@@ -158,45 +158,6 @@ static void json_pretty(struct k_sbuf *out, const char *in, size_t len)
 	}
 	k_sbuf_add(out, "\n", 1);
 }
-
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decode s into out (NUL-terminated). '+' stays '+': filters are
- * regexes, where '+' matters, and Envoy does not map it to a space
- * either. Returns 0, or -1 for a bad escape, a NUL byte or no room. */
-static int pct_decode(struct k_str s, char *out, size_t outlen)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < s.len; i++) {
-		char ch = s.p[i];
-		if (ch == '%') {
-			if (i + 2 >= s.len)
-				return -1;
-			int h = hexval(s.p[i + 1]), l = hexval(s.p[i + 2]);
-			if (h < 0 || l < 0 || (h == 0 && l == 0))
-				return -1;
-			ch = (char)(h * 16 + l);
-			i += 2;
-		}
-		if (n + 1 >= outlen)
-			return -1;
-		out[n++] = ch;
-	}
-	if (!outlen)
-		return -1;
-	out[n] = '\0';
-	return 0;
-}
-
 /* Next "key=value" of a query string; false at the end. */
 static int query_next(struct k_str *q, struct k_str *key, struct k_str *val)
 {
@@ -225,10 +186,10 @@ static int query_get(struct k_str q, const char *name, char *out, size_t outlen)
 	struct k_str k, v;
 	char kbuf[64];
 	while (query_next(&q, &k, &v)) {
-		if (pct_decode(k, kbuf, sizeof(kbuf)) < 0)
+		if (k_pct_decode(k, kbuf, sizeof(kbuf), 0) < 0)
 			continue;
 		if (strcmp(kbuf, name) == 0)
-			return pct_decode(v, out, outlen) < 0 ? -1 : 1;
+			return k_pct_decode(v, out, outlen, 0) < 0 ? -1 : 1;
 	}
 	return 0;
 }
@@ -780,7 +741,8 @@ static void h_logging(struct kp_admin *a, const struct admin_req *rq, struct adm
 	while (query_next(&q, &k, &v)) {
 		have_params = 1;
 		char key[64], val[64];
-		if (pct_decode(k, key, sizeof(key)) < 0 || pct_decode(v, val, sizeof(val)) < 0) {
+		if (k_pct_decode(k, key, sizeof(key), 0) < 0 ||
+		    k_pct_decode(v, val, sizeof(val), 0) < 0) {
 			resp_text(r, 400,
 				  "usage: POST "
 				  "/logging?level=(trace|debug|info|warning|error|critical|off)\n");

@@ -13,43 +13,6 @@
 
 #define MAX_DELAY_MS 600000u
 #define MAX_SIZE     (1ull << 40)
-
-static int hex_val(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decode s into out (at most cap bytes; '+' is a space as in
- * forms). Returns the decoded length or -1 on a bad escape or overflow. */
-static ssize_t pct_decode(struct k_str s, char *out, size_t cap)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < s.len; i++) {
-		char ch = s.p[i];
-		if (ch == '%') {
-			if (i + 2 >= s.len)
-				return -1;
-			int h = hex_val(s.p[i + 1]), l = hex_val(s.p[i + 2]);
-			if (h < 0 || l < 0)
-				return -1;
-			ch = (char)(h << 4 | l);
-			i += 2;
-		} else if (ch == '+') {
-			ch = ' ';
-		}
-		if (o >= cap)
-			return -1;
-		out[o++] = ch;
-	}
-	return (ssize_t)o;
-}
-
 static int str_to_u64(struct k_str s, uint64_t max, uint64_t *out)
 {
 	if (s.len == 0 || s.len > 20)
@@ -100,9 +63,10 @@ int ctl_extra_headers(struct k_str raw, struct sbuf *out, const char **why)
 			*why = "each item must be name:value";
 			return K_EINVAL;
 		}
-		ssize_t nl = pct_decode((struct k_str){p, (size_t)(colon - p)}, name, sizeof(name));
-		ssize_t vl = pct_decode((struct k_str){colon + 1, (size_t)(ie - colon - 1)}, value,
-					sizeof(value));
+		ssize_t nl = k_pct_decode((struct k_str){p, (size_t)(colon - p)}, name,
+					  sizeof(name), K_PCT_PLUS_SPACE);
+		ssize_t vl = k_pct_decode((struct k_str){colon + 1, (size_t)(ie - colon - 1)},
+					  value, sizeof(value), K_PCT_PLUS_SPACE);
 		if (nl <= 0) {
 			*why = "empty, too long or badly escaped header name";
 			return K_EINVAL;
