@@ -4,44 +4,26 @@
  *   accept → read head → route → acquire upstream → pump request body
  *          → parse response head → pump response body → log → next request
  *
- * Every exit path runs through stream_finish (exactly once per stream) and
- * every connection close through dc_close (exactly once per connection). */
+ * Every exit path runs through kp_hcm_stream_finish (exactly once per
+ * stream) and every close through kp_hcm_conn_close (once per connection).
+ * The connection's own life (accept, reads, timers, lingering close) is in
+ * hcm_conn.c. */
 #include <stdio.h>
 
 #include "access_log.h"
 #include "hcm.h"
+#include "hcm_int.h"
 #include "k_log.h"
 #include "server.h"
 #include "stats.h"
 #include "worker.h"
 
-#define HS(dc, f)   ((dc)->hcm->stats + (f))
-#define LS(dc, f)   ((dc)->lcfg->stats + (f))
-#define CS(s, f)    ((s)->cl->cfg->stats + (f))
-#define ARENA_LIMIT (1u << 20)
-/* The loop's cached clock (updated once per loop iteration, ms resolution):
- * timeouts and log durations are in ms, and reading the clock per event
- * showed in profiles. */
-#define NOW(w)	  ((uint64_t)uv_now(&(w)->loop) * 1000000ull)
-#define LINGER_MS 2000
-
 static const char CRLF[] = "\r\n";
 static const char LAST_CHUNK[] = K_H1_LAST_CHUNK;
 static const char CONTINUE_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
-static void dc_close(struct kp_dconn *dc);
-static void dc_close_graceful(struct kp_dconn *dc);
-static void dc_next_request(struct kp_dconn *dc);
-static void dc_continue(struct kp_dconn *dc);
-static void dc_update_reading(struct kp_dconn *dc);
-static void dc_arm_timer(struct kp_dconn *dc);
-static void pump_request(struct kp_stream *s);
 static void pump_response(struct kp_stream *s);
 static void process_response(struct kp_stream *s);
-static void stream_finish(struct kp_stream *s);
-static void stream_abort(struct kp_stream *s, uint32_t flags);
-static void local_reply(struct kp_stream *s, int status, uint32_t flags, const char *body,
-			const char *detail);
 static void up_update_reading(struct kp_stream *s);
 
 /* ---------------------------------------------------------------- writes */
@@ -94,7 +76,7 @@ static unsigned frame_data(struct kp_wq *wq, unsigned niov, unsigned *nch, int c
 
 /* ------------------------------------------------------------- streams */
 
-static struct kp_stream *stream_new(struct kp_dconn *dc)
+struct kp_stream *kp_hcm_stream_new(struct kp_dconn *dc)
 {
 	struct kp_worker *w = dc->w;
 	struct kp_stream *s = k_pool_get(&w->stream_pool);
@@ -153,7 +135,7 @@ static void stream_release_upstream(struct kp_stream *s, int reusable)
 
 /* The response is fully written (or the stream was aborted): account, log,
  * free, and move the connection on. */
-static void stream_finish(struct kp_stream *s)
+void kp_hcm_stream_finish(struct kp_stream *s)
 {
 	struct kp_dconn *dc = s->dc;
 	struct kp_worker *w = dc->w;
@@ -180,46 +162,12 @@ static void stream_finish(struct kp_stream *s)
 	if (dc->closing)
 		return;
 	dc->last_activity_ns = NOW(w);
-	dc_continue(dc);
-}
-
-/* Move the connection on after a request: start the next pipelined one, or
- * close. It loops rather than recursing, because a request answered on the
- * spot (a local reply) finishes its stream inside dc_next_request, which
- * lands back here: a buffer of pipelined 404s must not become a stack of
- * frames. */
-static void dc_continue(struct kp_dconn *dc)
-{
-	if (dc->dispatching) {
-		dc->redispatch = 1;
-		return;
-	}
-	dc->dispatching = 1;
-	do {
-		dc->redispatch = 0;
-		if (dc->closing || dc->lingering || dc->stream)
-			break;
-		if (dc->want_close) {
-			dc_close_graceful(dc);
-			break;
-		}
-		dc_next_request(dc);
-	} while (dc->redispatch);
-	dc->dispatching = 0;
-	if (dc->closing || dc->lingering)
-		return;
-	if (!dc->stream && dc->peer_eof) {
-		/* The client half-closed and every pipelined request is answered. */
-		dc_close(dc);
-		return;
-	}
-	dc_update_reading(dc);
-	dc_arm_timer(dc);
+	kp_hcm_conn_continue(dc);
 }
 
 /* Something broke after the response started (or the client left): the
  * only honest signal left is closing the connection. */
-static void stream_abort(struct kp_stream *s, uint32_t flags)
+void kp_hcm_stream_abort(struct kp_stream *s, uint32_t flags)
 {
 	struct kp_dconn *dc = s->dc;
 	s->si.response_flags |= flags;
@@ -229,8 +177,8 @@ static void stream_abort(struct kp_stream *s, uint32_t flags)
 		kp_stat_inc(dc->w->stats, HS(dc, downstream_rq_tx_reset));
 	dc->want_close = 1;
 	s->resp_done = 0;
-	stream_finish(s);
-	dc_close(dc);
+	kp_hcm_stream_finish(s);
+	kp_hcm_conn_close(dc);
 }
 
 static void down_write_cb(uv_write_t *req, int status)
@@ -239,14 +187,14 @@ static void down_write_cb(uv_write_t *req, int status)
 	dc->out.busy = 0;
 	struct kp_stream *s = dc->stream;
 	if (dc->closing || !s)
-		return; /* the stream was finished by dc_close */
+		return; /* the stream was finished by kp_hcm_conn_close */
 	if (status < 0) {
-		stream_abort(s, KP_RF_DC);
+		kp_hcm_stream_abort(s, KP_RF_DC);
 		return;
 	}
 	s->dc->last_activity_ns = NOW(s->dc->w);
 	if (s->resp_done) {
-		stream_finish(s);
+		kp_hcm_stream_finish(s);
 		return;
 	}
 	pump_response(s);
@@ -261,13 +209,13 @@ static void cont_write_cb(uv_write_t *req, int status)
 /* Send a complete response generated here (errors, direct responses).
  * detail, when not NULL, goes out as x-kite-error and into the log's
  * response code details. */
-static void local_reply(struct kp_stream *s, int status, uint32_t flags, const char *body,
+void kp_hcm_local_reply(struct kp_stream *s, int status, uint32_t flags, const char *body,
 			const char *detail)
 {
 	struct kp_dconn *dc = s->dc;
 	s->si.response_flags |= flags;
 	if (s->resp_head_sent) {
-		stream_abort(s, 0);
+		kp_hcm_stream_abort(s, 0);
 		return;
 	}
 	stream_release_upstream(s, 0);
@@ -287,7 +235,7 @@ static void local_reply(struct kp_stream *s, int status, uint32_t flags, const c
 	size_t cap = 256 + dlen + strlen(dc->hcm->server_name);
 	char *h = k_arena_alloc(&s->arena, cap);
 	if (!h) {
-		stream_abort(s, KP_RF_LR);
+		kp_hcm_stream_abort(s, KP_RF_LR);
 		return;
 	}
 	/* HEAD gets the length of the body it would have had; 204 and 304
@@ -322,11 +270,11 @@ static void local_reply(struct kp_stream *s, int status, uint32_t flags, const c
 			   &written);
 	kp_stat_add(dc->w->stats, HS(dc, downstream_cx_tx_bytes_total), written);
 	if (rc < 0) {
-		stream_abort(s, KP_RF_DC);
+		kp_hcm_stream_abort(s, KP_RF_DC);
 		return;
 	}
 	if (rc == 0)
-		stream_finish(s);
+		kp_hcm_stream_finish(s);
 }
 
 /* -------------------------------------------------------- request side */
@@ -546,9 +494,10 @@ static void route_request(struct kp_stream *s)
 		/* Forward-proxy form (HTTP_PROXY clients): route on the URI's
 		 * authority, send origin-form upstream. */
 		if (r->target.len > 5 && (r->target.p[4] == 's' || r->target.p[4] == 'S')) {
-			local_reply(s, 400, KP_RF_DPE, "Bad Request\n",
-				    "absolute-form request target: only http:// is proxied here "
-				    "(https needs CONNECT)");
+			kp_hcm_local_reply(
+				s, 400, KP_RF_DPE, "Bad Request\n",
+				"absolute-form request target: only http:// is proxied here "
+				"(https needs CONNECT)");
 			return;
 		}
 		s->si.authority = r->authority;
@@ -558,8 +507,9 @@ static void route_request(struct kp_stream *s)
 		} else if (r->path.p[0] == '?') {
 			char *p = k_arena_alloc(&s->arena, r->path.len + 1);
 			if (!p) {
-				local_reply(s, 431, KP_RF_DPE, NULL,
-					    "request target too large for the per-request arena");
+				kp_hcm_local_reply(
+					s, 431, KP_RF_DPE, NULL,
+					"request target too large for the per-request arena");
 				return;
 			}
 			p[0] = '/';
@@ -570,7 +520,7 @@ static void route_request(struct kp_stream *s)
 		break;
 	case K_H1_TARGET_AUTHORITY:
 		dc->want_close = 1; /* a CONNECT client may already be sending tunnel bytes */
-		local_reply(
+		kp_hcm_local_reply(
 			s, 501, 0, "CONNECT is not enabled on this listener\n",
 			"CONNECT is not enabled on this listener (no upgrade_configs for CONNECT)");
 		return;
@@ -585,14 +535,15 @@ static void route_request(struct kp_stream *s)
 		 * a request whose client expects to switch protocols. h2c
 		 * upgrades are optional for the client and simply not taken. */
 		dc->want_close = 1;
-		local_reply(s, 403, 0, NULL,
-			    "protocol upgrade requested but upgrades are not enabled on this "
-			    "listener (upgrade_configs)");
+		kp_hcm_local_reply(
+			s, 403, 0, NULL,
+			"protocol upgrade requested but upgrades are not enabled on this "
+			"listener (upgrade_configs)");
 		return;
 	}
 	if (!s->si.authority.len) {
-		local_reply(s, 400, KP_RF_DPE, "Bad Request\n",
-			    "request has no Host (HTTP/1.0 without Host header)");
+		kp_hcm_local_reply(s, 400, KP_RF_DPE, "Bad Request\n",
+				   "request has no Host (HTTP/1.0 without Host header)");
 		return;
 	}
 	if (r->expect_continue && r->body != K_H1_BODY_NONE && r->minor == 1) {
@@ -622,7 +573,7 @@ static void route_request(struct kp_stream *s)
 			 (int)K_MIN(s->si.authority.len, 128), s->si.authority.p,
 			 (int)K_MIN(s->si.path.len, 200), s->si.path.p,
 			 dc->hcm->routes.name ? dc->hcm->routes.name : "");
-		local_reply(s, 404, KP_RF_NR, NULL, detail);
+		kp_hcm_local_reply(s, 404, KP_RF_NR, NULL, detail);
 		return;
 	}
 	s->route = rt;
@@ -630,27 +581,27 @@ static void route_request(struct kp_stream *s)
 	if (rt->kind == KP_ROUTE_DIRECT_RESPONSE) {
 		kp_stat_inc(w->stats, HS(dc, rq_direct_response));
 		s->local_reply = 1;
-		local_reply(s, rt->direct_status, 0, rt->direct_body, NULL);
+		kp_hcm_local_reply(s, rt->direct_status, 0, rt->direct_body, NULL);
 		return;
 	}
 	s->cl = &w->clusters[rt->cluster];
 	s->si.cluster_name = s->cl->cfg->name;
 	if (build_upstream_head(s, absolute)) {
-		local_reply(s, 503, KP_RF_LR, "out of memory\n",
-			    "request too large for the per-request arena");
+		kp_hcm_local_reply(s, 503, KP_RF_LR, "out of memory\n",
+				   "request too large for the per-request arena");
 		return;
 	}
 	if (s->req_done && rt->timeout_ms)
 		s->route_deadline_ns = NOW(w) + rt->timeout_ms * 1000000ull;
-	dc_arm_timer(dc);
+	kp_hcm_conn_arm_timer(dc);
 	kp_upstream_acquire(s->cl, &s->pending);
 }
 
 static void stream_begin(struct kp_dconn *dc, const struct k_h1_msg *msg, const char *head)
 {
-	struct kp_stream *s = stream_new(dc);
+	struct kp_stream *s = kp_hcm_stream_new(dc);
 	if (!s) {
-		dc_close(dc);
+		kp_hcm_conn_close(dc);
 		return;
 	}
 	/* Keep the head in the stream's arena so the read buffer can move on
@@ -659,8 +610,8 @@ static void stream_begin(struct kp_dconn *dc, const struct k_h1_msg *msg, const 
 	struct k_h1_header *hdrs = k_arena_alloc(&s->arena, (msg->nheaders + 1) * sizeof(*hdrs));
 	if (!copy || !hdrs) {
 		s->req_done = 0;
-		local_reply(s, 431, KP_RF_DPE, NULL,
-			    "request headers exceed the per-request memory limit");
+		kp_hcm_local_reply(s, 431, KP_RF_DPE, NULL,
+				   "request headers exceed the per-request memory limit");
 		return;
 	}
 	memcpy(copy, head, msg->head_len);
@@ -689,7 +640,7 @@ static void stream_begin(struct kp_dconn *dc, const struct k_h1_msg *msg, const 
 }
 
 /* Parse and start the next request if its head is in the buffer. */
-static void dc_next_request(struct kp_dconn *dc)
+void kp_hcm_next_request(struct kp_dconn *dc)
 {
 	struct kp_worker *w = dc->w;
 	if (dc->stream || dc->closing || dc->lingering || dc->want_close)
@@ -708,19 +659,19 @@ static void dc_next_request(struct kp_dconn *dc)
 		if (!dc->head_seen)
 			dc->head_start_ns = NOW(w);
 		dc->head_seen = len;
-		dc_arm_timer(dc); /* a partial head runs on the header/idle clock */
+		kp_hcm_conn_arm_timer(dc); /* a partial head runs on the header/idle clock */
 		return;
 	}
 	dc->head_seen = 0;
 	if (rc < 0) {
-		struct kp_stream *s = stream_new(dc);
+		struct kp_stream *s = kp_hcm_stream_new(dc);
 		kp_stat_inc(w->stats, HS(dc, downstream_cx_protocol_error));
 		if (err.status == 431)
 			kp_stat_inc(w->stats, HS(dc, downstream_rq_too_large));
 		dc->in.start = dc->in.end; /* the byte stream can't be trusted past here */
 		dc->want_close = 1;
 		if (!s) {
-			dc_close(dc);
+			kp_hcm_conn_close(dc);
 			return;
 		}
 		s->req_done = 1;
@@ -731,7 +682,7 @@ static void dc_next_request(struct kp_dconn *dc)
 				   : err.status == 501 ? "Not Implemented\n"
 				   : err.status == 505 ? "HTTP Version Not Supported\n"
 						       : "Bad Request\n";
-		local_reply(s, err.status ? err.status : 400, KP_RF_DPE, body, detail);
+		kp_hcm_local_reply(s, err.status ? err.status : 400, KP_RF_DPE, body, detail);
 		return;
 	}
 	stream_begin(dc, &msg, head);
@@ -758,14 +709,14 @@ static void up_write_cb(uv_write_t *req, int status)
 	struct kp_dconn *dc = s->dc;
 	if (dc->in.start == dc->in.end)
 		dc->in.start = dc->in.end = 0;
-	pump_request(s); /* may finish s */
+	kp_hcm_pump_request(s); /* may finish s */
 	if (!dc->closing)
-		dc_update_reading(dc);
+		kp_hcm_conn_update_reading(dc);
 }
 
 /* The client closed its side and the buffered bytes don't finish the
  * request body: it will never be complete. */
-static int request_truncated(const struct kp_stream *s)
+int kp_hcm_request_truncated(const struct kp_stream *s)
 {
 	const struct kp_dconn *dc = s->dc;
 	return dc->peer_eof && !s->req_done && kp_rbuf_len(&dc->in) == 0 &&
@@ -774,7 +725,7 @@ static int request_truncated(const struct kp_stream *s)
 
 /* Move request bytes (head, then body with framing) from the downstream
  * buffer to the upstream connection. */
-static void pump_request(struct kp_stream *s)
+void kp_hcm_pump_request(struct kp_stream *s)
 {
 	struct kp_dconn *dc = s->dc;
 	for (;;) {
@@ -801,10 +752,11 @@ static void pump_request(struct kp_stream *s)
 				dc->in.start = dc->in.end;
 				s->req_done = 1; /* nothing more will be read */
 				dc->want_close = 1;
-				local_reply(s, err.status ? err.status : 400, KP_RF_DPE,
-					    err.status == 431 ? "Request Header Fields Too Large\n"
-							      : "Bad Request\n",
-					    detail);
+				kp_hcm_local_reply(s, err.status ? err.status : 400, KP_RF_DPE,
+						   err.status == 431
+							   ? "Request Header Fields Too Large\n"
+							   : "Bad Request\n",
+						   detail);
 				return;
 			}
 			dc->in.start += (uint32_t)c;
@@ -823,7 +775,7 @@ static void pump_request(struct kp_stream *s)
 			if (s->route && s->route->timeout_ms)
 				s->route_deadline_ns =
 					NOW(dc->w) + s->route->timeout_ms * 1000000ull;
-			dc_arm_timer(dc);
+			kp_hcm_conn_arm_timer(dc);
 		}
 		if (niov == 0)
 			break;
@@ -843,11 +795,11 @@ static void pump_request(struct kp_stream *s)
 	}
 	if (dc->in.start == dc->in.end && !(s->u && s->u->out.busy))
 		dc->in.start = dc->in.end = 0;
-	if (!s->finished && request_truncated(s)) {
-		stream_abort(s, KP_RF_DC);
+	if (!s->finished && kp_hcm_request_truncated(s)) {
+		kp_hcm_stream_abort(s, KP_RF_DC);
 		return;
 	}
-	dc_update_reading(dc);
+	kp_hcm_conn_update_reading(dc);
 }
 
 /* ------------------------------------------------------- response side */
@@ -886,10 +838,11 @@ static void up_failed_before_headers(struct kp_stream *s, const char *why)
 	kp_stat_inc(dc->w->stats, CS(s, upstream_rq_rx_reset));
 	snprintf(detail, sizeof(detail), "upstream %s %s before response headers (cluster %s)",
 		 u->host->ep->name, why, s->cl->cfg->name);
-	local_reply(s, 503, KP_RF_UC,
-		    "upstream connect error or disconnect/reset before headers. reset reason: "
-		    "connection termination\n",
-		    detail);
+	kp_hcm_local_reply(
+		s, 503, KP_RF_UC,
+		"upstream connect error or disconnect/reset before headers. reset reason: "
+		"connection termination\n",
+		detail);
 }
 
 void kp_stream_upstream_read(struct kp_stream *s, struct kp_uconn *u, ssize_t n)
@@ -920,7 +873,7 @@ void kp_stream_upstream_read(struct kp_stream *s, struct kp_uconn *u, ssize_t n)
 	if (!s->resp_done) {
 		kp_stat_inc(s->dc->w->stats, CS(s, upstream_rq_rx_reset));
 		if (!s->dc->out.busy) {
-			stream_abort(s, KP_RF_UC);
+			kp_hcm_stream_abort(s, KP_RF_UC);
 			return;
 		}
 		/* Flush what we have, then abort in pump_response. */
@@ -943,7 +896,7 @@ void kp_stream_upstream_ready(struct kp_stream *s, struct kp_uconn *u)
 	kp_stat_inc(w->stats, CS(s, upstream_rq_total));
 	kp_stat_inc(w->stats, CS(s, upstream_rq_active));
 	up_update_reading(s);
-	pump_request(s);
+	kp_hcm_pump_request(s);
 }
 
 void kp_stream_upstream_failed(struct kp_stream *s, const struct kp_endpoint *ep, uint32_t flags,
@@ -958,7 +911,7 @@ void kp_stream_upstream_failed(struct kp_stream *s, const struct kp_endpoint *ep
 	else if (flags & KP_RF_UO)
 		body = "upstream connect error or disconnect/reset before headers. reset reason: "
 		       "overflow\n";
-	local_reply(s, status, flags, body, detail);
+	kp_hcm_local_reply(s, status, flags, body, detail);
 }
 
 static int build_downstream_head(struct kp_stream *s)
@@ -1110,8 +1063,8 @@ static void process_response(struct kp_stream *s)
 					: "unexpected 101 Switching Protocols",
 				 s->cl->cfg->name);
 			kp_stat_inc(w->stats, CS(s, upstream_cx_protocol_error));
-			local_reply(s, 502, KP_RF_UPE, "upstream sent an invalid response\n",
-				    detail);
+			kp_hcm_local_reply(s, 502, KP_RF_UPE, "upstream sent an invalid response\n",
+					   detail);
 			return;
 		}
 		if (s->resp.status < 200) {
@@ -1127,8 +1080,8 @@ static void process_response(struct kp_stream *s)
 			brc = keep_response_head(s, u->in.data + u->in.start);
 		u->in.start += (uint32_t)rc;
 		if (brc) {
-			local_reply(s, 503, KP_RF_LR, "out of memory\n",
-				    "response head too large for the per-request arena");
+			kp_hcm_local_reply(s, 503, KP_RF_LR, "out of memory\n",
+					   "response head too large for the per-request arena");
 			return;
 		}
 	}
@@ -1184,7 +1137,7 @@ static void pump_response(struct kp_stream *s)
 		}
 		if (niov == 0) {
 			if (s->resp_done) {
-				stream_finish(
+				kp_hcm_stream_finish(
 					s); /* a close-delimited body ended with no new bytes */
 				return;
 			}
@@ -1195,13 +1148,13 @@ static void pump_response(struct kp_stream *s)
 				   &written);
 		kp_stat_add(dc->w->stats, HS(dc, downstream_cx_tx_bytes_total), written);
 		if (rc < 0) {
-			stream_abort(s, KP_RF_DC);
+			kp_hcm_stream_abort(s, KP_RF_DC);
 			return;
 		}
 		if (rc == 1)
 			break;
 		if (s->resp_done) {
-			stream_finish(s);
+			kp_hcm_stream_finish(s);
 			return;
 		}
 	}
@@ -1209,420 +1162,10 @@ static void pump_response(struct kp_stream *s)
 		return;
 	if (s->u && !s->dc->out.busy && s->up_eof && !s->resp_done) {
 		/* Upstream went away mid-body (or sent bad framing). */
-		stream_abort(s, s->si.response_flags & KP_RF_UPE ? KP_RF_UPE : KP_RF_UC);
+		kp_hcm_stream_abort(s, s->si.response_flags & KP_RF_UPE ? KP_RF_UPE : KP_RF_UC);
 		return;
 	}
 	if (s->u && !s->dc->out.busy && s->u->in.start == s->u->in.end)
 		s->u->in.start = s->u->in.end = 0;
 	up_update_reading(s);
-}
-
-/* ---------------------------------------------------------- connections */
-
-static void dc_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	struct kp_dconn *dc = h->data;
-	uint32_t want = dc->stream ? KP_BUF_SIZE : dc->hcm->limits.max_head_bytes + 1;
-	int room = kp_rbuf_make_room(&dc->w->bufs, &dc->in, want);
-	if (room <= 0) {
-		buf->base = NULL;
-		buf->len = 0;
-		return;
-	}
-	buf->base = dc->in.data + dc->in.end;
-	buf->len = (size_t)room;
-}
-
-static void dc_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
-{
-	struct kp_dconn *dc = st->data;
-	if (n == 0)
-		return;
-	if (n == UV_ENOBUFS) {
-		uv_read_stop(st);
-		dc->reading = 0;
-		return;
-	}
-	if (n > 0) {
-		dc->last_activity_ns = NOW(dc->w);
-		kp_stat_add(dc->w->stats, HS(dc, downstream_cx_rx_bytes_total), (uint64_t)n);
-		if (dc->lingering) {
-			kp_rbuf_release(&dc->w->bufs, &dc->in);
-			return;
-		}
-		dc->in.end += (uint32_t)n;
-		struct kp_stream *s = dc->stream;
-		if (!s) {
-			dc_continue(dc);
-			return;
-		}
-		if (!s->req_done)
-			pump_request(s);
-		if (!dc->closing)
-			dc_update_reading(dc);
-		return;
-	}
-	/* EOF or error from the client. */
-	uv_read_stop(st);
-	dc->reading = 0;
-	dc->peer_eof = 1;
-	if (dc->lingering) {
-		dc_close(dc);
-		return;
-	}
-	struct kp_stream *s = dc->stream;
-	if (s && n == UV_EOF) {
-		/* Half-close: answer what was asked, then close. The rest of
-		 * the body may still sit in the buffer waiting for upstream;
-		 * pump_request notices if it really ends short. */
-		if (s->req_done)
-			return;
-		if (s->u)
-			pump_request(s);
-		else if (request_truncated(s))
-			stream_abort(s, KP_RF_DC);
-		return;
-	}
-	if (s) {
-		stream_abort(s, KP_RF_DC);
-		return;
-	}
-	dc_close(dc);
-}
-
-static void dc_update_reading(struct kp_dconn *dc)
-{
-	struct kp_stream *s = dc->stream;
-	int want = !dc->closing && !dc->peer_eof;
-	if (want && s && s->u && s->u->out.busy)
-		want = 0; /* the buffer is pinned by a queued upstream write */
-	if (want && dc->in.data && dc->in.end == dc->in.cap && dc->in.start == 0 &&
-	    (s || dc->in.cap > dc->hcm->limits.max_head_bytes))
-		want = 0; /* full: wait for the stream to consume */
-	if (want && !s && dc->want_close)
-		want = 0;
-	if (want && !dc->reading) {
-		if (uv_read_start((uv_stream_t *)&dc->tcp, dc_alloc, dc_read) == 0)
-			dc->reading = 1;
-	} else if (!want && dc->reading) {
-		uv_read_stop((uv_stream_t *)&dc->tcp);
-		dc->reading = 0;
-	}
-}
-
-static void dc_freed(uv_handle_t *h)
-{
-	struct kp_dconn *dc = h->data;
-	if (--dc->handles_open)
-		return;
-	struct kp_worker *w = dc->w;
-	k_pool_put(&w->dconn_pool, dc);
-	kp_worker_conn_gone(w);
-}
-
-static void dc_close(struct kp_dconn *dc)
-{
-	if (dc->closing)
-		return;
-	struct kp_worker *w = dc->w;
-	if (dc->stream) {
-		struct kp_stream *s = dc->stream;
-		s->si.response_flags |= KP_RF_DC;
-		dc->closing = 1; /* stream_finish must not re-enter */
-		stream_finish(s);
-	}
-	dc->closing = 1;
-	k_list_del(&dc->link);
-	kp_stat_dec(w->stats, HS(dc, downstream_cx_active));
-	kp_stat_inc(w->stats, HS(dc, downstream_cx_destroy));
-	kp_stat_dec(w->stats, LS(dc, listener_downstream_cx_active));
-	kp_stat_inc(w->stats, LS(dc, listener_downstream_cx_destroy));
-	kp_rbuf_release(&w->bufs, &dc->in);
-	uv_close((uv_handle_t *)&dc->tcp, dc_freed);
-	uv_close((uv_handle_t *)&dc->timer, dc_freed);
-}
-
-static void shutdown_cb(uv_shutdown_t *req, int status)
-{
-	struct kp_dconn *dc = req->data;
-	if (dc->closing)
-		return;
-	if (status < 0 || dc->peer_eof) {
-		dc_close(dc);
-		return;
-	}
-	/* Lingering close: read and discard until the client closes (or the
-	 * linger time passes) so unread input doesn't turn our close into a
-	 * RST that destroys the response in flight. */
-	dc->lingering = 1;
-	dc->last_activity_ns = NOW(dc->w);
-	kp_rbuf_release(&dc->w->bufs, &dc->in);
-	if (!dc->reading && uv_read_start((uv_stream_t *)&dc->tcp, dc_alloc, dc_read) == 0)
-		dc->reading = 1;
-	dc_arm_timer(dc);
-}
-
-static void dc_close_graceful(struct kp_dconn *dc)
-{
-	if (dc->closing || dc->lingering)
-		return;
-	if (dc->stream) {
-		dc->want_close = 1;
-		return;
-	}
-	dc->shutdown_req.data = dc;
-	dc->lingering = 1; /* no more requests from here on */
-	dc->linger_start_ns = NOW(dc->w);
-	if (uv_shutdown(&dc->shutdown_req, (uv_stream_t *)&dc->tcp, shutdown_cb) < 0)
-		dc_close(dc);
-}
-
-static uint64_t ms_ns(uint64_t ms)
-{
-	return ms * 1000000ull;
-}
-
-/* Earliest deadline for this connection in its current state; 0: none.
- * *why says which one. */
-enum dl_kind {
-	DL_NONE,
-	DL_IDLE,
-	DL_HEADERS,
-	DL_STREAM_IDLE,
-	DL_ROUTE,
-	DL_REQUEST,
-	DL_LINGER,
-	DL_MAX_DURATION,
-};
-
-static uint64_t dc_deadline(struct kp_dconn *dc, enum dl_kind *why)
-{
-	const struct kp_hcm_cfg *h = dc->hcm;
-	uint64_t dl = 0;
-	*why = DL_NONE;
-#define CONSIDER(t, k)                                                                             \
-	do {                                                                                       \
-		uint64_t t_ = (t);                                                                 \
-		if (t_ && (!dl || t_ < dl)) {                                                      \
-			dl = t_;                                                                   \
-			*why = (k);                                                                \
-		}                                                                                  \
-	} while (0)
-	if (dc->lingering) {
-		/* Absolute: a client that keeps sending must not keep us. */
-		CONSIDER(dc->linger_start_ns + ms_ns(LINGER_MS), DL_LINGER);
-		return dl;
-	}
-	if (h->max_connection_duration_ms && !dc->want_close)
-		CONSIDER(dc->conn_start_ns + ms_ns(h->max_connection_duration_ms), DL_MAX_DURATION);
-	struct kp_stream *s = dc->stream;
-	if (s) {
-		/* A route's idle_timeout overrides the connection manager's. */
-		uint64_t idle = h->stream_idle_timeout_ms;
-		if (s->route && s->route->idle_timeout_ms != KP_TIMEOUT_UNSET)
-			idle = s->route->idle_timeout_ms;
-		if (idle)
-			CONSIDER(dc->last_activity_ns + ms_ns(idle), DL_STREAM_IDLE);
-		if (s->route_deadline_ns && !s->resp_done)
-			CONSIDER(s->route_deadline_ns, DL_ROUTE);
-		if (h->request_timeout_ms && !s->resp_head_sent)
-			CONSIDER(s->start_ns + ms_ns(h->request_timeout_ms), DL_REQUEST);
-	} else if (dc->head_seen || kp_rbuf_len(&dc->in)) {
-		if (h->stream_idle_timeout_ms)
-			CONSIDER(dc->last_activity_ns + ms_ns(h->stream_idle_timeout_ms),
-				 DL_STREAM_IDLE);
-		if (h->request_headers_timeout_ms && dc->head_seen)
-			CONSIDER(dc->head_start_ns + ms_ns(h->request_headers_timeout_ms),
-				 DL_HEADERS);
-	} else if (h->idle_timeout_ms) {
-		CONSIDER(dc->last_activity_ns + ms_ns(h->idle_timeout_ms), DL_IDLE);
-	}
-#undef CONSIDER
-	return dl;
-}
-
-static void dc_timer_cb(uv_timer_t *t);
-
-/* Deadlines move on every request, but re-arming a libuv timer costs a
- * heap operation; so the timer is only moved earlier. When it fires early
- * the callback finds the real deadline and re-arms. */
-static void dc_arm_timer(struct kp_dconn *dc)
-{
-	if (dc->closing)
-		return;
-	enum dl_kind why;
-	uint64_t dl = dc_deadline(dc, &why);
-	if (!dl || (dc->timer_due_ns && dc->timer_due_ns <= dl))
-		return;
-	uint64_t now = NOW(dc->w);
-	uint64_t ms = dl > now ? (dl - now + 999999) / 1000000 : 0;
-	dc->timer_due_ns = now + ms * 1000000ull;
-	uv_timer_start(&dc->timer, dc_timer_cb, ms, 0);
-}
-
-static void dc_timer_cb(uv_timer_t *t)
-{
-	struct kp_dconn *dc = t->data;
-	struct kp_worker *w = dc->w;
-	enum dl_kind why;
-	dc->timer_due_ns = 0;
-	uint64_t dl = dc_deadline(dc, &why);
-	if (!dl)
-		return;
-	if (dl > NOW(w)) {
-		dc_arm_timer(dc); /* activity moved the deadline */
-		return;
-	}
-	struct kp_stream *s = dc->stream;
-	char detail[256];
-	switch (why) {
-	case DL_NONE: return;
-	case DL_LINGER: dc_close(dc); return;
-	case DL_MAX_DURATION:
-		/* Finish the request in flight with "connection: close". */
-		dc->want_close = 1;
-		if (!s)
-			dc_close_graceful(dc);
-		else
-			dc_arm_timer(dc);
-		return;
-	case DL_IDLE:
-		kp_stat_inc(w->stats, HS(dc, downstream_cx_idle_timeout));
-		dc_close_graceful(dc);
-		return;
-	case DL_HEADERS:
-	case DL_STREAM_IDLE:
-		if (!s) {
-			/* A partial head that stopped arriving. */
-			kp_stat_inc(w->stats, why == DL_HEADERS
-						      ? HS(dc, downstream_rq_header_timeout)
-						      : HS(dc, downstream_rq_idle_timeout));
-			s = stream_new(dc);
-			if (!s) {
-				dc_close(dc);
-				return;
-			}
-			s->req_done = 1;
-			dc->in.start = dc->in.end;
-			dc->want_close = 1;
-			local_reply(s, 408, why == DL_HEADERS ? 0 : KP_RF_SI, "request timeout\n",
-				    "request headers not received in time");
-			return;
-		}
-		kp_stat_inc(w->stats, HS(dc, downstream_rq_idle_timeout));
-		snprintf(detail, sizeof(detail),
-			 "stream idle timeout: no bytes in either direction for %llu ms",
-			 (unsigned long long)dc->hcm->stream_idle_timeout_ms);
-		local_reply(s, s->req_done ? 504 : 408, KP_RF_SI, "stream timeout\n", detail);
-		return;
-	case DL_ROUTE:
-		kp_stat_inc(w->stats, CS(s, upstream_rq_timeout));
-		snprintf(detail, sizeof(detail),
-			 "upstream request timeout: no complete response from %s within %llu ms "
-			 "(route timeout, cluster %s)",
-			 s->si.upstream_host ? s->si.upstream_host : "any host",
-			 (unsigned long long)s->route->timeout_ms, s->cl ? s->cl->cfg->name : "-");
-		local_reply(s, 504, KP_RF_UT, "upstream request timeout\n", detail);
-		return;
-	case DL_REQUEST:
-		kp_stat_inc(w->stats, HS(dc, downstream_rq_timeout));
-		snprintf(detail, sizeof(detail),
-			 "request timeout: the request was not answered within %llu ms "
-			 "(request_timeout)",
-			 (unsigned long long)dc->hcm->request_timeout_ms);
-		local_reply(s, 408, KP_RF_DT, "request timeout\n", detail);
-		return;
-	}
-}
-
-static void reject_closed(uv_handle_t *h)
-{
-	struct kp_worker *w = h->data;
-	w->reject_busy = 0;
-}
-
-/* Out of memory for a connection: take it and close it at once. libuv
- * stops watching a listener whose pending connection is never accepted,
- * so leaving it would stop this worker accepting for good. */
-static void reject_connection(uv_stream_t *server, struct kp_worker *w)
-{
-	if (w->reject_busy)
-		return;
-	w->reject_busy = 1;
-	uv_tcp_init(&w->loop, &w->reject);
-	w->reject.data = w;
-	uv_accept(server, (uv_stream_t *)&w->reject);
-	uv_close((uv_handle_t *)&w->reject, reject_closed);
-}
-
-void kp_hcm_on_accept(uv_stream_t *server, int status)
-{
-	struct kp_listen *l = server->data;
-	struct kp_worker *w = l->w;
-	if (status < 0 || w->draining || w->stopping)
-		return;
-	struct kp_dconn *dc = k_pool_get(&w->dconn_pool);
-	if (!dc) {
-		reject_connection(server, w);
-		return;
-	}
-	memset(dc, 0, sizeof(*dc));
-	dc->w = w;
-	dc->lcfg = l->cfg;
-	dc->hcm = &l->cfg->hcm;
-	uv_tcp_init(&w->loop, &dc->tcp);
-	uv_timer_init(&w->loop, &dc->timer);
-	dc->handles_open = 2;
-	dc->tcp.data = dc->timer.data = dc;
-	k_list_init(&dc->link);
-	if (uv_accept(server, (uv_stream_t *)&dc->tcp) < 0) {
-		dc->closing = 1;
-		uv_close((uv_handle_t *)&dc->tcp, dc_freed);
-		uv_close((uv_handle_t *)&dc->timer, dc_freed);
-		__atomic_add_fetch(
-			&w->n_conns, 1,
-			__ATOMIC_RELAXED); /* dc_freed's kp_worker_conn_gone balances this */
-		return;
-	}
-	uv_tcp_nodelay(&dc->tcp, 1);
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
-	if (uv_tcp_getpeername(&dc->tcp, (struct sockaddr *)&ss, &len) == 0)
-		kp_sockaddr_str((struct sockaddr *)&ss, dc->remote, sizeof(dc->remote));
-	len = sizeof(ss);
-	if (uv_tcp_getsockname(&dc->tcp, (struct sockaddr *)&ss, &len) == 0)
-		kp_sockaddr_str((struct sockaddr *)&ss, dc->local, sizeof(dc->local));
-	k_list_add_tail(&w->conns, &dc->link);
-	__atomic_add_fetch(&w->n_conns, 1, __ATOMIC_RELAXED);
-	dc->conn_start_ns = dc->last_activity_ns = NOW(w);
-	kp_stat_inc(w->stats, LS(dc, listener_downstream_cx_total));
-	kp_stat_inc(w->stats, LS(dc, listener_downstream_cx_active));
-	kp_stat_inc(w->stats, HS(dc, downstream_cx_total));
-	kp_stat_inc(w->stats, HS(dc, downstream_cx_active));
-	kp_stat_inc(w->stats, HS(dc, downstream_cx_http1_total));
-	dc_update_reading(dc);
-	dc_arm_timer(dc);
-}
-
-void kp_hcm_drain(struct kp_worker *w)
-{
-	struct k_list *it = w->conns.next;
-	while (it != &w->conns) {
-		struct kp_dconn *dc = k_list_entry(it, struct kp_dconn, link);
-		it = it->next;
-		if (dc->stream) {
-			dc->want_close = 1;
-		} else {
-			kp_stat_inc(w->stats, HS(dc, downstream_cx_drain_close));
-			dc_close_graceful(dc);
-		}
-	}
-}
-
-void kp_hcm_close_all(struct kp_worker *w)
-{
-	while (!k_list_empty(&w->conns)) {
-		struct kp_dconn *dc = k_list_first(&w->conns, struct kp_dconn, link);
-		dc_close(dc);
-	}
 }
