@@ -727,6 +727,9 @@ static void dispatch(struct conn *c)
 	if (ctl->delay_ms) {
 		c->state = CS_BUSY;
 		c->timer.data = c;
+		/* The loop's clock is from the start of this iteration; without
+		 * a refresh the delay could end a little early. */
+		uv_update_time(c->timer.loop);
 		uv_timer_start(&c->timer, on_delay, ctl->delay_ms, 0);
 		return;
 	}
