@@ -751,3 +751,25 @@ def raw_backend():
     if errs:
         pytest.fail("raw backend handler errors: " + "; ".join(errs),
                     pytrace=False)
+
+
+def blackhole_listener():
+    """A loopback listener that never accepts, its backlog full: Linux
+    drops further SYNs, so a connect to it hangs (a connect timeout with
+    no network outside the machine)."""
+    lsock = socket.socket()
+    lsock.bind((LOOPBACK, 0))
+    lsock.listen(0)
+    port = lsock.getsockname()[1]
+    fillers = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        probe = socket.socket()
+        probe.settimeout(0.2)
+        try:
+            probe.connect((LOOPBACK, port))
+        except socket.timeout:
+            probe.close()
+            return lsock, fillers, port
+        fillers.append(probe)
+    raise RuntimeError("could not fill the listen backlog")

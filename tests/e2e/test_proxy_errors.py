@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import (LOOPBACK, SockReader, free_port, http_request,
+from conftest import (LOOPBACK, SockReader, blackhole_listener, free_port, http_request,
                       proxy_bootstrap, proxy_cluster, proxy_route,
                       proxy_stats, read_response, start_proxy, start_sample,
                       wait_access_log, wait_for)
@@ -40,28 +40,6 @@ def test_upstream_down_keeps_client_connection(procs):
             r = read_response(rd)
             assert r.status == 503
             assert r.header("connection") is None  # keep-alive survives
-
-
-def blackhole_listener():
-    """A loopback listener that never accepts, its backlog full: Linux
-    drops further SYNs, so a connect to it hangs (a connect timeout with
-    no network outside the machine)."""
-    lsock = socket.socket()
-    lsock.bind((LOOPBACK, 0))
-    lsock.listen(0)
-    port = lsock.getsockname()[1]
-    fillers = []
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        probe = socket.socket()
-        probe.settimeout(0.2)
-        try:
-            probe.connect((LOOPBACK, port))
-        except socket.timeout:
-            probe.close()
-            return lsock, fillers, port
-        fillers.append(probe)
-    raise RuntimeError("could not fill the listen backlog")
 
 
 def test_connect_timeout_is_503_uf(procs):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import (LOOPBACK, OK_RESPONSE, SockReader, http_request,
+from conftest import (LOOPBACK, OK_RESPONSE, SockReader, blackhole_listener, http_request,
                       proxy_bootstrap, proxy_cluster, proxy_route,
                       proxy_stats, read_response, start_proxy, wait_for)
 
@@ -146,28 +146,6 @@ def servers():
         pytest.fail("backend errors: " + "; ".join(errs), pytrace=False)
 
 
-def _blackhole_listener():
-    """A loopback listener that never accepts, its backlog full: Linux
-    drops further SYNs, so a connect to it hangs until the connect
-    timeout."""
-    lsock = socket.socket()
-    lsock.bind((LOOPBACK, 0))
-    lsock.listen(0)
-    port = lsock.getsockname()[1]
-    fillers = []
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        probe = socket.socket()
-        probe.settimeout(0.2)
-        try:
-            probe.connect((LOOPBACK, port))
-        except socket.timeout:
-            probe.close()
-            return lsock, fillers, port
-        fillers.append(probe)
-    raise RuntimeError("could not fill the listen backlog")
-
-
 def _read_request_head(c, buf, bufsize=4096):
     """(head, content-length, rest of buf) of the next request on c, read
     `bufsize` bytes at a time; None at EOF."""
@@ -213,7 +191,7 @@ def test_route_timeout_while_upstream_connecting(procs, raw_backend):
     that never completes the handshake: the stream ends (504) while its
     connection is still connecting. Before the fix the connect timeout
     later reported to the freed stream and the proxy crashed."""
-    lsock, fillers, port = _blackhole_listener()
+    lsock, fillers, port = blackhole_listener()
     try:
         p = start_proxy(procs, _with_ok(
             raw_backend,
@@ -236,7 +214,7 @@ def test_client_gone_mid_body_while_upstream_connecting(procs, raw_backend):
     still connecting upstream. Before the fix the stream was freed but the
     connection attempt kept pointing at it: its timeout crashed the
     proxy."""
-    lsock, fillers, port = _blackhole_listener()
+    lsock, fillers, port = blackhole_listener()
     try:
         p = start_proxy(procs, _with_ok(
             raw_backend,
